@@ -1,47 +1,182 @@
 //! dynamo-certgen: mints the webhook CA and serving certificate, stores them in a Secret and
-//! patches the `caBundle` of the webhook configuration. Runs as a Helm hook Job.
+//! patches the `caBundle` of the webhook configurations. Runs as a Helm hook Job.
+
+use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use dynamo_certgen::mint::{KeyAlgorithm, service_dns_names};
+use dynamo_certgen::plan::Requirements;
+use dynamo_certgen::{Config, run};
 
-/// Creates (or keeps, when still valid) the webhook serving certificate and publishes its CA.
+/// Creates (or keeps, while still good) the webhook serving certificate and publishes its CA.
+///
+/// A second run with the same flags writes nothing. Exit codes: 0 done, 1 failed, 2 bad flags,
+/// 3 a named webhook configuration did not appear in time.
+///
+/// RBAC it needs: secrets get/create/update in --namespace; get/patch on the named
+/// validatingwebhookconfigurations, mutatingwebhookconfigurations and
+/// customresourcedefinitions.
 #[derive(Debug, Parser)]
-#[command(name = "dynamo-certgen", version, about)]
+#[command(name = "dynamo-certgen", version, about, long_about)]
 struct Args {
     /// Namespace of the Secret and the webhook Service.
     #[arg(long, env = "POD_NAMESPACE")]
     namespace: String,
-    /// Name of the `kubernetes.io/tls` Secret holding tls.crt, tls.key and ca.crt.
-    #[arg(long, default_value = "webhook-server-cert")]
+    /// Name of the Secret holding tls.crt, tls.key, ca.crt and ca.key.
+    #[arg(
+        long,
+        env = "CERTGEN_SECRET_NAME",
+        default_value = "webhook-server-cert"
+    )]
     secret_name: String,
     /// Name of the webhook Service; the certificate covers its DNS names.
-    #[arg(long)]
+    #[arg(long, env = "CERTGEN_SERVICE_NAME")]
     service_name: String,
-    /// ValidatingWebhookConfiguration whose webhooks get the CA bundle.
-    #[arg(long)]
-    webhook_configuration: String,
-    /// Validity of new certificates, in days.
-    #[arg(long, default_value_t = 365)]
+    /// Cluster DNS domain, for the fully qualified Service name.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// ValidatingWebhookConfiguration whose webhooks get the CA bundle (repeatable).
+    #[arg(long = "validating-configuration")]
+    validating_configurations: Vec<String>,
+    /// MutatingWebhookConfiguration whose webhooks get the CA bundle (repeatable).
+    #[arg(long = "mutating-configuration")]
+    mutating_configurations: Vec<String>,
+    /// CRD whose conversion webhook gets the CA bundle, when it has one (repeatable).
+    #[arg(long = "crd")]
+    crds: Vec<String>,
+    /// How long to wait for the named configurations to exist, e.g. 60s or 2m.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    wait_for_configurations: Duration,
+    /// Key type of new keys.
+    #[arg(long, value_enum, default_value_t = KeyAlgorithm::EcdsaP256)]
+    key_type: KeyAlgorithm,
+    /// Validity of a new serving certificate, in days.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(2..))]
     validity_days: u32,
+    /// Validity of a new CA, in days; must exceed --validity-days.
+    #[arg(long, default_value_t = 3650)]
+    ca_validity_days: u32,
+    /// Renew a certificate with less than this many days left.
+    #[arg(long, default_value_t = 30)]
+    renew_before_days: u32,
+    /// Say what would change, change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("{text:?}: unit must be s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+impl Args {
+    fn config(self) -> Result<Config, String> {
+        if self.ca_validity_days <= self.validity_days {
+            return Err("--ca-validity-days must exceed --validity-days".into());
+        }
+        if self.renew_before_days >= self.validity_days {
+            return Err("--renew-before-days must be shorter than --validity-days".into());
+        }
+        Ok(Config {
+            requirements: Requirements {
+                dns_names: service_dns_names(
+                    &self.service_name,
+                    &self.namespace,
+                    &self.cluster_domain,
+                ),
+                key_algorithm: self.key_type,
+                leaf_validity_days: self.validity_days,
+                ca_validity_days: self.ca_validity_days,
+                renew_before: time::Duration::days(i64::from(self.renew_before_days)),
+            },
+            namespace: self.namespace,
+            secret_name: self.secret_name,
+            validating_configurations: self.validating_configurations,
+            mutating_configurations: self.mutating_configurations,
+            crds: self.crds,
+            wait_for_configurations: self.wait_for_configurations,
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
         .init();
-    tracing::info!(?args, "starting");
-    anyhow::bail!("certificate generation is not part of this build yet")
-}
-
-fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+    let config = match Args::parse().config() {
+        Ok(config) => config,
+        Err(message) => {
+            tracing::error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!("connecting to the Kubernetes API: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(&client, &config, time::OffsetDateTime::now_utc()).await {
+        Ok(report) => {
+            tracing::info!(writes = report.writes(), "done");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn flags_are_consistent() {
         use clap::CommandFactory;
-        super::Args::command().debug_assert();
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("2d").is_err());
+    }
+
+    #[test]
+    fn ca_must_outlive_the_leaf() {
+        let args = Args::parse_from([
+            "dynamo-certgen",
+            "--namespace",
+            "ns",
+            "--service-name",
+            "svc",
+            "--validity-days",
+            "400",
+            "--ca-validity-days",
+            "365",
+        ]);
+        assert!(args.config().unwrap_err().contains("--ca-validity-days"));
     }
 }
