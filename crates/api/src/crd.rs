@@ -2,6 +2,7 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
+use serde_json::Value;
 
 use crate::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment, DynamoModel};
 
@@ -16,6 +17,57 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         DynamoComponentDeployment::crd(),
         DynamoModel::crd(),
     ]
+    .into_iter()
+    .map(tidy)
+    .collect()
+}
+
+/// Makes the derived schemas read like hand-written ones.
+///
+/// `Option<T>` fields come out `nullable: true` and optional enums list `null` as a value,
+/// which `kubectl` then shows users as a "supported value". Our clients never send `null`
+/// (absent fields are omitted), and without `nullable` the API server drops a `null` before
+/// validation, as it does for upstream's CRDs.
+fn tidy(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+    if let Some(versions) = value
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    {
+        for version in versions {
+            if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
+                tidy_schema(schema);
+            }
+        }
+    }
+    serde_json::from_value(value).expect("a tidied CRD deserializes")
+}
+
+fn tidy_schema(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if object.get("nullable") == Some(&Value::Bool(true)) {
+        object.remove("nullable");
+    }
+    if let Some(Value::Array(values)) = object.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    for keyword in ["properties", "patternProperties"] {
+        if let Some(Value::Object(children)) = object.get_mut(keyword) {
+            children.values_mut().for_each(tidy_schema);
+        }
+    }
+    for keyword in ["items", "additionalProperties", "not"] {
+        if let Some(child) = object.get_mut(keyword) {
+            tidy_schema(child);
+        }
+    }
+    for keyword in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(children)) = object.get_mut(keyword) {
+            children.iter_mut().for_each(tidy_schema);
+        }
+    }
 }
 
 /// File name of a CRD in the chart, as upstream names it: `<group>_<plural>.yaml`.
@@ -25,7 +77,33 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 
 /// YAML text of a CRD, as committed in `charts/crds/templates/`.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
-    Ok(format!("{GENERATED_HEADER}{}", serde_yaml::to_string(crd)?))
+    let mut value = serde_json::to_value(crd).expect("a CRD serializes");
+    integral_bounds(&mut value);
+    Ok(format!(
+        "{GENERATED_HEADER}{}",
+        serde_yaml::to_string(&value)?
+    ))
+}
+
+/// Writes `minimum: 0` rather than `minimum: 0.0` (the typed schema holds bounds as floats).
+fn integral_bounds(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            for (key, child) in object.iter_mut() {
+                let integral = child
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0 && n.abs() < 9.0e15);
+                match integral {
+                    Some(n) if key == "minimum" || key == "maximum" => {
+                        *child = Value::from(n as i64)
+                    }
+                    _ => integral_bounds(child),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_bounds),
+        _ => {}
+    }
 }
 
 /// Every generated file, as (file name, contents).

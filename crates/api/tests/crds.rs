@@ -325,3 +325,15 @@ fn component_and_model_schemas_carry_their_fields() {
         );
     }
 }
+
+#[test]
+fn schemas_offer_no_null_values_and_integral_bounds() {
+    for (name, yaml) in crd::rendered().unwrap() {
+        assert!(!yaml.contains("nullable"), "{name} has nullable fields");
+        assert!(
+            !yaml.contains("- null"),
+            "{name} lists null as an enum value"
+        );
+        assert!(!yaml.contains("minimum: 0.0"), "{name} has a float bound");
+    }
+}
