@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, CRD drift, unit and integration tests.
-# Usage: hack/test.sh
+# The whole test suite: formatting, lints, CRD drift, unit and integration tests, and the
+# end-to-end tests against a real kube-apiserver (hack/e2e.sh). Ends with one summary line
+# counting every test that ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+
+# Runs a test command, keeping its "test result:" lines for the summary.
+counted() {
+  "$@" 2>&1 | tee >(grep --line-buffered '^test result:' >>"$results")
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -15,5 +23,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "CRD drift check (charts/crds/templates must be what crdgen writes)"
 cargo run --quiet --locked -p dynamo-api --bin crdgen -- --check
 
-step "cargo test"
-cargo test --workspace --locked
+step "cargo test (unit and integration)"
+counted cargo test --workspace --locked --exclude dynamo-e2e
+
+step "end-to-end tests on a local control plane"
+counted hack/e2e.sh
+
+sleep 0.2 # let the tee'd grep flush
+awk '{for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }}
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$results"

@@ -192,10 +192,12 @@ pub async fn patch_webhook_bundles(
     if stale.is_empty() || dry_run {
         return Ok(stale.len());
     }
+    // Every webhook goes into the apply, not only the stale ones: server-side apply removes
+    // fields this manager set before and now leaves out.
     let encoded = ByteString(bundle.to_vec());
-    let entries: Vec<_> = stale
+    let entries: Vec<_> = webhooks
         .iter()
-        .map(|webhook| json!({"name": webhook, "clientConfig": {"caBundle": encoded}}))
+        .map(|(webhook, _)| json!({"name": webhook, "clientConfig": {"caBundle": encoded}}))
         .collect();
     let patch = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",

@@ -1,0 +1,282 @@
+//! The local control plane itself and our CRDs on it: schema validation by a real
+//! kube-apiserver, garbage collection, and kwok-run workloads.
+
+use std::time::Duration;
+
+use dynamo_e2e::{Cluster, TestNamespace, assert_success, established, wait_until};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
+use kube::api::{DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+
+fn examples() -> Vec<(String, String)> {
+    let dir = Cluster::get().repo.join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(p).unwrap())
+        })
+        .collect()
+}
+
+fn api_for(ns: &TestNamespace, kind: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("nvidia.com", "v1alpha1", kind);
+    Api::namespaced_with(ns.client.clone(), &ns.name, &ApiResource::from_gvk(&gvk))
+}
+
+/// Fields the server may add to what a user wrote: schema defaults only.
+const DEFAULTED_FIELDS: &[&str] = &["useAsCompilationCache"];
+
+/// Every value the user wrote is stored unchanged (nothing pruned or rewritten); anything
+/// extra is a schema default.
+fn assert_preserved(path: &str, written: &Value, stored: &Value) {
+    match (written, stored) {
+        (Value::Object(w), Value::Object(s)) => {
+            for (key, value) in w {
+                let child = format!("{path}.{key}");
+                let stored = s.get(key).unwrap_or_else(|| panic!("{child} was dropped"));
+                assert_preserved(&child, value, stored);
+            }
+            for key in s.keys().filter(|k| !w.contains_key(*k)) {
+                assert!(
+                    DEFAULTED_FIELDS.contains(&key.as_str()),
+                    "{path}.{key} was added by the server"
+                );
+            }
+        }
+        (Value::Array(w), Value::Array(s)) => {
+            assert_eq!(w.len(), s.len(), "{path} changed length");
+            for (i, (w, s)) in w.iter().zip(s).enumerate() {
+                assert_preserved(&format!("{path}[{i}]"), w, s);
+            }
+        }
+        _ => assert_eq!(written, stored, "{path} changed"),
+    }
+}
+
+#[tokio::test]
+async fn crds_install_with_helm_and_become_established() {
+    let cluster = Cluster::get();
+    cluster.install_crds().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client().await);
+    for crd in dynamo_api::crd::all() {
+        let stored = crds
+            .get(crd.metadata.name.as_deref().unwrap())
+            .await
+            .unwrap();
+        assert!(established(&stored));
+        let annotations = stored.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations
+                .get("helm.sh/resource-policy")
+                .map(String::as_str),
+            Some("keep")
+        );
+    }
+    // Short names resolve through discovery, as users type them.
+    let output = cluster
+        .kubectl()
+        .args(["get", "dgd,dcd,dm", "-A"])
+        .output()
+        .unwrap();
+    assert_success("kubectl get dgd,dcd,dm", &output);
+}
+
+#[tokio::test]
+async fn every_example_is_accepted_and_reads_back_as_written() {
+    Cluster::get().install_crds().await;
+    let ns = TestNamespace::new("examples").await;
+    let examples = examples();
+    assert!(examples.len() >= 5);
+    for (file, yaml) in examples {
+        let output = ns.kubectl_apply(&yaml);
+        assert_success(&format!("kubectl apply -f examples/{file}"), &output);
+        let written: Value = serde_yaml::from_str(&yaml).unwrap();
+        let kind = written["kind"].as_str().unwrap();
+        let name = written["metadata"]["name"].as_str().unwrap();
+        let stored = api_for(&ns, kind).get(name).await.unwrap();
+        let stored = serde_json::to_value(&stored).unwrap();
+        assert_preserved(&format!("{file}: spec"), &written["spec"], &stored["spec"]);
+        // And the stored object reads into our typed structs.
+        match kind {
+            "DynamoGraphDeployment" => {
+                dynamo_api::parse::from_value::<dynamo_api::v1alpha1::DynamoGraphDeployment>(
+                    stored,
+                )
+                .unwrap();
+            }
+            "DynamoModel" => {
+                dynamo_api::parse::from_value::<dynamo_api::v1alpha1::DynamoModel>(stored).unwrap();
+            }
+            other => panic!("{file}: unexpected kind {other}"),
+        }
+    }
+}
+
+fn graph(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: nvidia.com/v1alpha1\nkind: DynamoGraphDeployment\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+#[tokio::test]
+async fn invalid_manifests_are_rejected_by_the_schema_with_the_field_named() {
+    Cluster::get().install_crds().await;
+    let ns = TestNamespace::new("invalid").await;
+    let many_services: String = (0..26)
+        .map(|i| format!("    svc{i}:\n      componentType: worker\n"))
+        .collect();
+    let cases = [
+        (
+            "bad-enum",
+            graph("bad-enum", "  backendFramework: tensorflow\n"),
+            vec!["spec.backendFramework", "Unsupported value: \"tensorflow\""],
+        ),
+        (
+            "too-many",
+            graph("too-many", &format!("  services:\n{many_services}")),
+            vec!["spec.services", "must have at most 25 items"],
+        ),
+        (
+            "negative",
+            graph(
+                "negative",
+                "  services:\n    Frontend:\n      replicas: -1\n",
+            ),
+            vec![
+                "spec.services.Frontend.replicas",
+                "greater than or equal to 0",
+            ],
+        ),
+        (
+            "one-node",
+            graph(
+                "one-node",
+                "  services:\n    W:\n      multinode:\n        nodeCount: 1\n",
+            ),
+            vec![
+                "spec.services.W.multinode.nodeCount",
+                "greater than or equal to 2",
+            ],
+        ),
+        (
+            "pvc-rule",
+            graph(
+                "pvc-rule",
+                "  pvcs:\n    - name: cache\n      create: true\n",
+            ),
+            vec![
+                "spec.pvcs[0]",
+                "When create is true, size, storageClass, and volumeAccessMode are required",
+            ],
+        ),
+    ];
+    let graphs = api_for(&ns, "DynamoGraphDeployment");
+    for (name, yaml, expected) in cases {
+        let output = ns.kubectl_apply(&yaml);
+        assert!(!output.status.success(), "{name} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for fragment in expected {
+            assert!(
+                stderr.contains(fragment),
+                "{name}: {fragment:?} not in {stderr}"
+            );
+        }
+        assert!(
+            graphs.get_opt(name).await.unwrap().is_none(),
+            "{name} was stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_removes_its_objects() {
+    let cluster = Cluster::get();
+    cluster.install_crds().await;
+    let ns = TestNamespace::new("gc").await;
+    let yaml = std::fs::read_to_string(cluster.repo.join("examples/vllm-agg.yaml")).unwrap();
+    assert_success("apply graph", &ns.kubectl_apply(&yaml));
+    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep-me\ndata:\n  a: b\n";
+    assert_success("apply configmap", &ns.kubectl_apply(config));
+
+    let namespaces: Api<Namespace> = Api::all(ns.client.clone());
+    namespaces
+        .delete(&ns.name, &Default::default())
+        .await
+        .unwrap();
+    wait_until("namespace deletion", Duration::from_secs(60), || async {
+        namespaces
+            .get_opt(&ns.name)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let graphs = api_for(&ns, "DynamoGraphDeployment");
+    assert!(
+        graphs
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let configs: Api<ConfigMap> = ns.api();
+    assert!(configs.get_opt("keep-me").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_deployment_gets_ready_pods_from_kwok() {
+    let ns = TestNamespace::new("kwok").await;
+    let deployment = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: registry.invalid/web:1
+"#;
+    assert_success("apply deployment", &ns.kubectl_apply(deployment));
+    let deployments: Api<Deployment> = ns.api();
+    wait_until("2 ready replicas", Duration::from_secs(60), || async {
+        let d = deployments.get("web").await.ok()?;
+        (d.status?.ready_replicas? == 2).then_some(())
+    })
+    .await;
+    let pods: Api<Pod> = ns.api();
+    let pods = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), 2);
+    for pod in pods.items {
+        let status = pod.status.unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        let ip = status.pod_ip.unwrap();
+        assert!(
+            ip.starts_with("10.244."),
+            "pod IP {ip} outside the pod CIDR"
+        );
+    }
+}

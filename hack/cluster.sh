@@ -1,0 +1,433 @@
+#!/usr/bin/env bash
+# A real, container-less Kubernetes control plane for e2e tests and demos:
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake
+# kubelet: one fake Node, pods become Running/Ready with IPs from the pod CIDR,
+# Job pods Succeeded), all inside a network namespace of their own.
+#
+#   hack/cluster.sh up      start (prints timings; fails cleanly, leaving nothing running)
+#   hack/cluster.sh down    stop exactly the processes `up` started, delete its netns (idempotent)
+#   hack/cluster.sh env     print `export KUBECONFIG=... DYNAMO_E2E_*=...` (eval it)
+#   hack/cluster.sh exec CMD...   run CMD inside the cluster netns with that env
+#
+# Network: every component runs in a netns that has only `lo`, with
+# 10.250.0.1/32 (advertise/node IP) and two local routes making the whole
+# Service CIDR and pod CIDR local. kube-apiserver (--enable-aggregator-routing)
+# calls webhooks at <kwok pod IP>:<targetPort>, which is answered by any process
+# in the netns listening on 0.0.0.0:<targetPort> (e.g. the real operator). There
+# is no default route, so nothing can leave the machine.
+#  * Interactive/demo (default): `up` creates a named netns `dynamo-<name>` and
+#    starts everything with `ip netns exec`; join it with
+#    `ip netns exec dynamo-<name> CMD` or `hack/cluster.sh exec CMD`.
+#  * CI: wrap the whole run in an anonymous netns and tell us so; the script
+#    then configures the current netns instead of creating one:
+#      unshare -n env DYNAMO_E2E_IN_NETNS=1 bash -c 'hack/cluster.sh up && ...'
+#
+# Env:
+#   DYNAMO_E2E_CLUSTER   cluster name (default dynamo); [a-z0-9-], <= 20 chars
+#   DYNAMO_E2E_STATE     state dir (default /tmp/dynamo-e2e-<name>): pki, logs, kubeconfig, pids
+#   DYNAMO_E2E_BIN       bin dir (default: output of hack/k8s-bins.sh, which may build)
+#   DYNAMO_E2E_IN_NETNS  set (non-empty) when already inside a dedicated netns (CI)
+#   DYNAMO_E2E_PORT_BASE first of 6 consecutive ports (default derived from the name)
+#   DYNAMO_E2E_KCM_CONTROLLERS  kube-controller-manager --controllers (default '*')
+set -euo pipefail
+
+hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=versions.env
+source "$hack/versions.env"
+
+name=${DYNAMO_E2E_CLUSTER:-dynamo}
+[[ $name =~ ^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$ ]] ||
+  { echo "cluster.sh: invalid DYNAMO_E2E_CLUSTER '$name' ([a-z0-9-], max 20)" >&2; exit 2; }
+state=${DYNAMO_E2E_STATE:-/tmp/dynamo-e2e-$name}
+kc="$state/kubeconfig"
+node_name=kwok-node-0
+
+log() { printf '[cluster %s %s] %s\n' "$name" "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+secs_since() { local d=$(( $(now_ms) - $1 )); printf '%d.%02d' $((d / 1000)) $((d % 1000 / 10)); }
+
+# Run a command in the cluster's netns (directly when we are already inside it).
+nsexec() {
+  if [[ -n ${netns:-} ]]; then ip netns exec "$netns" "$@"; else "$@"; fi
+}
+
+# ---------------------------------------------------------------- down ------
+
+# /proc/<pid>/stat fields after "(comm) ": $1 = state, $20 = start time.
+# The start time guards against killing a recycled PID; zombies count as dead.
+stat_field() { awk -v f="$2" '{sub(/^.*\) /, ""); print $f}' "/proc/$1/stat" 2>/dev/null || true; }
+starttime() { stat_field "$1" 20; }
+alive() { local s; s=$(stat_field "$1" 1); [[ -n $s && $s != Z ]]; }
+
+ours() { # ours <pid> <starttime>: is this still (alive) the process we started?
+  alive "$1" && [[ $(starttime "$1") == "$2" ]]
+}
+
+do_down() {
+  local comp pid st alive=() i
+  if [[ -f $state/pids ]]; then
+    # Stop in reverse start order (clients before the apiserver before etcd).
+    mapfile -t lines < <(tac "$state/pids")
+    for l in "${lines[@]}"; do
+      read -r comp pid st <<<"$l"
+      if ours "$pid" "$st"; then kill -TERM "$pid" 2>/dev/null || true; alive+=("$comp $pid $st"); fi
+    done
+    for ((i = 0; i < 100 && ${#alive[@]} > 0; i++)); do   # up to 10 s for a clean exit
+      local still=()
+      for l in "${alive[@]}"; do read -r comp pid st <<<"$l"; ours "$pid" "$st" && still+=("$l"); done
+      alive=("${still[@]+"${still[@]}"}")
+      ((${#alive[@]} > 0)) && sleep 0.1
+    done
+    for l in "${alive[@]+"${alive[@]}"}"; do
+      read -r comp pid st <<<"$l"
+      log "$comp (pid $pid) ignored SIGTERM; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -f "$state/pids"
+  fi
+  if [[ -f $state/netns ]]; then
+    local ns; ns=$(<"$state/netns")
+    if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
+      local left; left=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+      [[ -n $left ]] && log "WARNING: processes not started by cluster.sh still in netns $ns (pids: $left); the netns lives on until they exit"
+      ip netns del "$ns" || log "WARNING: could not delete netns $ns"
+    fi
+    rm -f "$state/netns"
+  fi
+  rm -rf "$state/etcd-data"   # keep logs/pki for post-mortems; `up` wipes the dir anyway
+}
+
+# ------------------------------------------------------------------ up ------
+
+started=()      # "component pid" of everything started by this `up`
+up_ok=0
+
+on_exit() {  # any failure or interrupt during `up`: stop everything already started
+  local rc=$?
+  if ((up_ok == 0)); then
+    log "up failed (exit $rc); stopping what was started"
+    do_down
+  fi
+}
+
+fail() { # fail <component> <message>: report with log tail, then the EXIT trap cleans up
+  local comp=$1 msg=$2 lf="$state/logs/$1.log"
+  log "ERROR: $comp: $msg"
+  if [[ -f $lf ]]; then
+    log "$comp log: $lf (last 30 lines):"
+    tail -n 30 "$lf" | sed 's/^/    /' >&2
+  fi
+  exit 1
+}
+
+start() { # start <component> <binary> args...: background it inside the netns, record PID
+  local comp=$1 exe="$bin/$2"; shift 2
+  [[ -x $exe ]] || fail "$comp" "binary missing or not executable: $exe"
+  # setsid: own session, so a Ctrl-C/SIGHUP in the caller's terminal does not
+  # reach the cluster; all fds redirected so `$(cluster.sh up)` returns.
+  # PID is preserved: setsid (no fork, not a group leader) -> ip netns exec -> exec.
+  if [[ -n ${netns:-} ]]; then
+    setsid ip netns exec "$netns" "$exe" "$@" </dev/null >"$state/logs/$comp.log" 2>&1 &
+  else
+    setsid "$exe" "$@" </dev/null >"$state/logs/$comp.log" 2>&1 &
+  fi
+  local pid=$!
+  sleep 0.05
+  local st; st=$(starttime "$pid")
+  [[ -n $st ]] || fail "$comp" "exited immediately"
+  echo "$comp $pid $st" >>"$state/pids"
+  started+=("$comp $pid")
+}
+
+check_alive() { # fail naming the first started component that has died
+  local l comp pid
+  for l in "${started[@]}"; do
+    read -r comp pid <<<"$l"
+    if ! alive "$pid"; then
+      local rc=0
+      wait "$pid" 2>/dev/null || rc=$?
+      fail "$comp" "process $pid died during start-up (exit status $rc)"
+    fi
+  done
+}
+
+wait_for() { # wait_for <component> <timeout s> <what> <cmd...>: poll cmd, checking for deaths
+  local comp=$1 timeout=$2 what=$3 t0; shift 3
+  t0=$(now_ms)
+  until "$@" >/dev/null 2>&1; do
+    check_alive
+    (($(now_ms) - t0 > timeout * 1000)) && fail "$comp" "not $what after ${timeout}s"
+    sleep 0.2
+  done
+  log "$comp $what (+$(secs_since "$t0")s, total $(secs_since "$T0")s)"
+}
+
+port_free() { # port_free <port>: nothing listens on it in the netns
+  [[ -z $(nsexec ss -Hltn "sport = :$1") ]]
+}
+
+gen_pki() {
+  local d="$state/pki"
+  mkdir -p "$d"
+  (
+    cd "$d"
+    exec 2>>"$state/logs/pki.log" >&2
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"; }
+    ca() { # ca <name> <CN>
+      key "$1"
+      openssl req -x509 -new -key "$1.key" -sha256 -days 3650 -subj "/CN=$2" -out "$1.crt" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        -addext subjectKeyIdentifier=hash
+    }
+    leaf() { # leaf <name> <ca> <subject> <extensions...>
+      local n=$1 c=$2 subj=$3; shift 3
+      key "$n"
+      openssl req -new -key "$n.key" -subj "$subj" -out "$n.csr"
+      printf '%s\n' basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature,keyEncipherment \
+        subjectKeyIdentifier=hash authorityKeyIdentifier=keyid,issuer "$@" >"$n.ext"
+      openssl x509 -req -in "$n.csr" -CA "$c.crt" -CAkey "$c.key" -CAcreateserial -sha256 -days 3650 \
+        -extfile "$n.ext" -out "$n.crt"
+      rm -f "$n.csr" "$n.ext"
+    }
+    ca ca "dynamo-e2e-$name-ca"
+    leaf apiserver ca /CN=kube-apiserver extendedKeyUsage=serverAuth \
+      "subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$ADVERTISE_ADDRESS,IP:$SERVICE_IP"
+    leaf admin ca "/O=system:masters/CN=dynamo-e2e-admin" extendedKeyUsage=clientAuth
+    leaf kcm ca /CN=system:kube-controller-manager extendedKeyUsage=clientAuth
+    leaf scheduler ca /CN=system:kube-scheduler extendedKeyUsage=clientAuth
+    leaf apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" extendedKeyUsage=clientAuth
+    # Aggregation layer (front proxy) has its own CA, so client certs cannot impersonate.
+    ca front-proxy-ca front-proxy-ca
+    leaf front-proxy-client front-proxy-ca /CN=front-proxy-client extendedKeyUsage=clientAuth
+    # Service-account token signing key (RS256, like kubeadm).
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key
+    openssl pkey -in sa.key -pubout -out sa.pub
+    chmod 600 ./*.key
+  ) || fail pki "openssl failed (see $state/logs/pki.log)"
+}
+
+write_kubeconfig() { # write_kubeconfig <file> <cert name>
+  local b64='base64 -w0'
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: $name
+  cluster:
+    server: https://127.0.0.1:$P_API
+    certificate-authority-data: $($b64 "$state/pki/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $($b64 "$state/pki/$2.crt")
+    client-key-data: $($b64 "$state/pki/$2.key")
+contexts:
+- name: $name
+  context: {cluster: $name, user: $2}
+current-context: $name
+EOF
+  chmod 600 "$1"
+}
+
+setup_netns_links() { # inside the target netns: lo, advertise address, local routes
+  nsexec ip link set lo up
+  nsexec ip addr replace "$ADVERTISE_ADDRESS/32" dev lo
+  nsexec ip route replace local "$SERVICE_CIDR" dev lo
+  nsexec ip route replace local "$POD_CIDR" dev lo
+}
+
+do_up() {
+  T0=$(now_ms)
+  command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
+  command -v ip >/dev/null || die "ip not found (apt-get install iproute2)"
+  ((EUID == 0)) || die "must run as root (network namespaces)"
+
+  if [[ -f $state/pids ]]; then
+    local l comp pid st
+    while read -r comp pid st; do
+      ours "$pid" "$st" && die "cluster '$name' is already running ($comp pid $pid); run: hack/cluster.sh down"
+    done <"$state/pids"
+    log "stale state from a previous run; cleaning up"
+    do_down
+  fi
+
+  # Binaries: explicit, or build-or-reuse (fast when cached; builds need the Go proxy,
+  # so run hack/k8s-bins.sh before entering an offline netns).
+  bin=${DYNAMO_E2E_BIN:-}
+  if [[ -z $bin ]]; then bin=$("$hack/k8s-bins.sh" | tail -1) || die "hack/k8s-bins.sh failed"; fi
+  [[ -d $bin ]] || die "DYNAMO_E2E_BIN=$bin is not a directory"
+
+  rm -rf "$state"
+  mkdir -p "$state/logs" "$state/apiserver"
+  up_ok=0
+  trap on_exit EXIT
+  trap 'exit 130' INT TERM
+
+  # --- network namespace
+  if [[ -n ${DYNAMO_E2E_IN_NETNS:-} ]]; then
+    netns=""
+    # Refuse to touch the host's lo/routes if the caller forgot `unshare -n`.
+    [[ $(readlink /proc/self/ns/net) != "$(readlink /proc/1/ns/net)" ]] ||
+      die "DYNAMO_E2E_IN_NETNS is set but this is the host network namespace (use unshare -n)"
+  else
+    netns="dynamo-$name"
+    if ip netns list | awk '{print $1}' | grep -qx "$netns"; then
+      [[ -z $(ip netns pids "$netns") ]] || die "netns $netns exists and has processes; run: hack/cluster.sh down (or ip netns pids $netns)"
+      log "reusing empty netns $netns"
+    else
+      ip netns add "$netns"
+    fi
+    echo "$netns" >"$state/netns"
+  fi
+  setup_netns_links || fail netns "could not configure lo/addresses/routes"
+
+  # --- ports: 6 consecutive, derived from the name so that clusters sharing one
+  # netns (CI) do not collide; separate named netns cannot collide anyway.
+  local base=${DYNAMO_E2E_PORT_BASE:-$((20000 + $(cksum <<<"$name" | cut -d' ' -f1) % 4000 * 10))}
+  P_ETCD=$base P_PEER=$((base + 1)) P_API=$((base + 2)) P_KCM=$((base + 3)) P_SCHED=$((base + 4)) P_KWOK=$((base + 5))
+  local comp p
+  for comp in etcd:$P_ETCD etcd:$P_PEER kube-apiserver:$P_API kube-controller-manager:$P_KCM kube-scheduler:$P_SCHED kwok:$P_KWOK; do
+    p=${comp#*:}
+    port_free "$p" || fail "${comp%%:*}" "port $p already in use in ${netns:-this netns} (set DYNAMO_E2E_PORT_BASE or DYNAMO_E2E_CLUSTER)"
+  done
+
+  gen_pki
+  write_kubeconfig "$kc" admin
+  write_kubeconfig "$state/kcm.kubeconfig" kcm
+  write_kubeconfig "$state/scheduler.kubeconfig" scheduler
+  log "pki + kubeconfigs ready (+$(secs_since "$T0")s)"
+
+  local pki="$state/pki"
+  curl_api() { nsexec curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$P_API$1"; }
+  kctl() { nsexec "$bin/kubectl" --kubeconfig "$kc" "$@"; }
+
+  # --- etcd (single member, loopback only, no fsync: test data is disposable)
+  start etcd etcd --name "$name" --data-dir "$state/etcd-data" \
+    --listen-client-urls "http://127.0.0.1:$P_ETCD" --advertise-client-urls "http://127.0.0.1:$P_ETCD" \
+    --listen-peer-urls "http://127.0.0.1:$P_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$P_PEER" \
+    --initial-cluster "$name=http://127.0.0.1:$P_PEER" --unsafe-no-fsync --log-level=warn
+  wait_for etcd 30 ready nsexec curl -fsS "http://127.0.0.1:$P_ETCD/readyz"
+
+  # --- kube-apiserver (binds all netns addresses: lo, 10.250.0.1, the local CIDRs)
+  start kube-apiserver kube-apiserver \
+    --etcd-servers="http://127.0.0.1:$P_ETCD" \
+    --bind-address=0.0.0.0 --secure-port="$P_API" --advertise-address="$ADVERTISE_ADDRESS" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --client-ca-file="$pki/ca.crt" --cert-dir="$state/apiserver" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --authorization-mode=RBAC,Node \
+    --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,ResourceQuota \
+    --allow-privileged=true \
+    --enable-aggregator-routing=true \
+    --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+    --requestheader-client-ca-file="$pki/front-proxy-ca.crt" \
+    --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+    --requestheader-allowed-names=front-proxy-client --requestheader-username-headers=X-Remote-User \
+    --requestheader-group-headers=X-Remote-Group --requestheader-extra-headers-prefix=X-Remote-Extra-
+  wait_for kube-apiserver 90 ready curl_api /readyz
+
+  # --- controllers, scheduler, kwok (start together; they wait for each other)
+  start kube-controller-manager kube-controller-manager \
+    --kubeconfig="$state/kcm.kubeconfig" \
+    --authentication-kubeconfig="$state/kcm.kubeconfig" --authorization-kubeconfig="$state/kcm.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$P_KCM" --leader-elect=false \
+    --controllers="${DYNAMO_E2E_KCM_CONTROLLERS:-*}" --use-service-account-credentials=true \
+    --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+    --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR"
+  start kube-scheduler kube-scheduler \
+    --kubeconfig="$state/scheduler.kubeconfig" \
+    --authentication-kubeconfig="$state/scheduler.kubeconfig" --authorization-kubeconfig="$state/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$P_SCHED" --leader-elect=false
+
+  # kwok config: the default "fast" stages shipped with kwok (copied by k8s-bins.sh).
+  local f first=1
+  for f in "$bin"/kwok-stages/*.yaml; do
+    ((first)) || echo '---'
+    first=0
+    cat "$f"
+  done >"$state/kwok.yaml"
+  start kwok kwok --kubeconfig="$kc" --config="$state/kwok.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --cidr="$POD_CIDR" --node-ip="$ADVERTISE_ADDRESS" --node-lease-duration-seconds=40 \
+    --server-address="127.0.0.1:$P_KWOK"
+
+  # The one fake Node: no taint (charts' pods must schedule), kwok annotation.
+  kctl apply -f - >/dev/null <<EOF || fail kube-apiserver "could not create Node $node_name"
+apiVersion: v1
+kind: Node
+metadata:
+  name: $node_name
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: $node_name
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+EOF
+
+  # kcm/scheduler serve self-signed certs; -k is fine for a loopback health probe.
+  wait_for kube-scheduler 60 healthy nsexec curl -fsSk "https://127.0.0.1:$P_SCHED/healthz"
+  wait_for kube-controller-manager 60 healthy nsexec curl -fsSk "https://127.0.0.1:$P_KCM/healthz"
+  wait_for kwok 60 healthy nsexec curl -fsS "http://127.0.0.1:$P_KWOK/healthz"
+  node_ready() { [[ $(kctl get node "$node_name" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]; }
+  wait_for kwok 60 "Ready: node/$node_name" node_ready
+  # TaintNodesByCondition adds not-ready:NoSchedule at creation; kcm's node
+  # lifecycle controller removes it once Ready. Until then nothing schedules.
+  node_untainted() { [[ -z $(kctl get node "$node_name" -o 'jsonpath={.spec.taints}') ]]; }
+  wait_for kube-controller-manager 60 "untainted: node/$node_name" node_untainted
+  wait_for kube-controller-manager 60 "created: serviceaccount default/default" kctl -n default get sa default
+
+  cat >"$state/env" <<EOF
+export KUBECONFIG=$kc
+export DYNAMO_E2E_CLUSTER=$name
+export DYNAMO_E2E_STATE=$state
+export DYNAMO_E2E_BIN=$bin
+export DYNAMO_E2E_NETNS=$netns
+export DYNAMO_E2E_NODE=$node_name
+export DYNAMO_E2E_APISERVER=https://127.0.0.1:$P_API
+EOF
+  up_ok=1
+  local rss=0 l comp pid
+  for l in "${started[@]}"; do
+    read -r comp pid <<<"$l"
+    rss=$((rss + $(awk '/^VmRSS:/{print $2}' "/proc/$pid/status")))
+  done
+  log "cluster up in $(secs_since "$T0")s (control-plane RSS $((rss / 1024)) MiB); state: $state"
+  if [[ -n $netns ]]; then
+    log "join the netns: ip netns exec $netns CMD   (or: hack/cluster.sh exec CMD)"
+  fi
+  log "env: eval \"\$(hack/cluster.sh env)\""
+}
+
+# ---------------------------------------------------------------- main ------
+
+case ${1:-} in
+  up) do_up ;;
+  down)
+    [[ -d $state ]] || exit 0
+    do_down
+    log "down" ;;
+  env)
+    [[ -f $state/env && -f $state/pids ]] || die "cluster '$name' is not up (no $state/env)"
+    cat "$state/env" ;;
+  exec)
+    shift
+    (($# > 0)) || die "usage: cluster.sh exec CMD [ARGS...]"
+    [[ -f $state/env ]] || die "cluster '$name' is not up (no $state/env)"
+    # shellcheck disable=SC1091
+    source "$state/env"
+    netns=$DYNAMO_E2E_NETNS
+    if [[ -n $netns ]]; then exec ip netns exec "$netns" "$@"; else exec "$@"; fi ;;
+  *)
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2 ;;
+esac
