@@ -64,25 +64,24 @@ ours() { # ours <pid> <starttime>: is this still (alive) the process we started?
   alive "$1" && [[ $(starttime "$1") == "$2" ]]
 }
 
+stop_one() { # stop_one <component> <pid> <starttime>: TERM, wait up to 15 s, then KILL
+  local comp=$1 pid=$2 st=$3 i
+  ours "$pid" "$st" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 150; i++)); do ours "$pid" "$st" || return 0; sleep 0.1; done
+  log "$comp (pid $pid) ignored SIGTERM for 15s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 do_down() {
-  local comp pid st alive=() i
+  local comp pid st l
   if [[ -f $state/pids ]]; then
-    # Stop in reverse start order (clients before the apiserver before etcd).
+    # One at a time, in reverse start order: clients, then kube-apiserver, then
+    # etcd last (an apiserver whose etcd is gone hangs in its graceful shutdown).
     mapfile -t lines < <(tac "$state/pids")
     for l in "${lines[@]}"; do
       read -r comp pid st <<<"$l"
-      if ours "$pid" "$st"; then kill -TERM "$pid" 2>/dev/null || true; alive+=("$comp $pid $st"); fi
-    done
-    for ((i = 0; i < 100 && ${#alive[@]} > 0; i++)); do   # up to 10 s for a clean exit
-      local still=()
-      for l in "${alive[@]}"; do read -r comp pid st <<<"$l"; ours "$pid" "$st" && still+=("$l"); done
-      alive=("${still[@]+"${still[@]}"}")
-      ((${#alive[@]} > 0)) && sleep 0.1
-    done
-    for l in "${alive[@]+"${alive[@]}"}"; do
-      read -r comp pid st <<<"$l"
-      log "$comp (pid $pid) ignored SIGTERM; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
+      stop_one "$comp" "$pid" "$st"
     done
     rm -f "$state/pids"
   fi
@@ -257,6 +256,11 @@ do_up() {
   bin=${DYNAMO_E2E_BIN:-}
   if [[ -z $bin ]]; then bin=$("$hack/k8s-bins.sh" | tail -1) || die "hack/k8s-bins.sh failed"; fi
   [[ -d $bin ]] || die "DYNAMO_E2E_BIN=$bin is not a directory"
+  local b
+  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubectl; do
+    [[ -x $bin/$b ]] || die "$b: binary missing or not executable: $bin/$b (run hack/k8s-bins.sh)"
+  done
+  compgen -G "$bin/kwok-stages/*.yaml" >/dev/null || die "kwok: no stage files in $bin/kwok-stages"
 
   rm -rf "$state"
   mkdir -p "$state/logs" "$state/apiserver"
@@ -267,9 +271,13 @@ do_up() {
   # --- network namespace
   if [[ -n ${DYNAMO_E2E_IN_NETNS:-} ]]; then
     netns=""
-    # Refuse to touch the host's lo/routes if the caller forgot `unshare -n`.
-    [[ $(readlink /proc/self/ns/net) != "$(readlink /proc/1/ns/net)" ]] ||
-      die "DYNAMO_E2E_IN_NETNS is set but this is the host network namespace (use unshare -n)"
+    # Refuse to touch the host's lo/routes if the caller forgot `unshare -n`:
+    # a dedicated netns has no link but lo. (Comparing with /proc/1/ns/net does
+    # not work here: PID 1's namespace links are not readable.)
+    local links
+    links=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}' | tr '\n' ' ')
+    [[ -z $links ]] ||
+      die "DYNAMO_E2E_IN_NETNS is set but this netns has links other than lo ($links): not a dedicated netns (use unshare -n)"
   else
     netns="dynamo-$name"
     if ip netns list | awk '{print $1}' | grep -qx "$netns"; then
@@ -283,8 +291,15 @@ do_up() {
   setup_netns_links || fail netns "could not configure lo/addresses/routes"
 
   # --- ports: 6 consecutive, derived from the name so that clusters sharing one
-  # netns (CI) do not collide; separate named netns cannot collide anyway.
-  local base=${DYNAMO_E2E_PORT_BASE:-$((20000 + $(cksum <<<"$name" | cut -d' ' -f1) % 4000 * 10))}
+  # netns (CI) do not collide; separate named netns cannot collide anyway. They
+  # must lie below the ephemeral range (32768+): otherwise a component's own
+  # outgoing connection (apiserver -> etcd) can take the port before its
+  # listener starts.
+  local base=${DYNAMO_E2E_PORT_BASE:-$((20000 + $(cksum <<<"$name" | cut -d' ' -f1) % 1270 * 10))}
+  local eph_lo eph_hi
+  read -r eph_lo eph_hi < <(nsexec cat /proc/sys/net/ipv4/ip_local_port_range)
+  ((base + 5 < eph_lo || base > eph_hi)) ||
+    fail netns "ports $base-$((base + 5)) overlap the ephemeral port range $eph_lo-$eph_hi (DYNAMO_E2E_PORT_BASE)"
   P_ETCD=$base P_PEER=$((base + 1)) P_API=$((base + 2)) P_KCM=$((base + 3)) P_SCHED=$((base + 4)) P_KWOK=$((base + 5))
   local comp p
   for comp in etcd:$P_ETCD etcd:$P_PEER kube-apiserver:$P_API kube-controller-manager:$P_KCM kube-scheduler:$P_SCHED kwok:$P_KWOK; do

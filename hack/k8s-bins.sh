@@ -14,7 +14,7 @@ set -euo pipefail
 
 hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mod="$hack/k8s-bins"
-# shellcheck source=versions.env
+# shellcheck source-path=SCRIPTDIR source=versions.env
 source "$hack/versions.env"
 
 log() { printf '[k8s-bins %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -69,9 +69,11 @@ rm -rf "$tmp"
 mkdir -p "$tmp/kwok-stages"
 t0=$(date +%s)
 phase_t=$t0
+phases=""
 phase() { # phase <name>: log the duration of the phase that just ended
   local now; now=$(date +%s)
   log "phase $1: $((now - phase_t))s"
+  phases+="$1=$((now - phase_t))s "
   phase_t=$now
 }
 
@@ -137,14 +139,30 @@ check helm "$HELM_VERSION" "$tmp/helm" version --short
   done
 } >"$tmp/BUILDINFO"
 phase smoke-test
+echo "# phases: $phases" >>"$tmp/BUILDINFO"
 
 rm -rf "$out"
 mv "$tmp" "$out"   # atomic: a killed build never leaves a half-filled cache dir
 log "done in $(( $(date +%s) - t0 ))s: $(du -sh "$out" | cut -f1) in $out"
 
-# Keep only the newest two bin-* dirs (plus nothing half-built from old keys).
+# Keep only the newest two bin-* dirs (plus nothing half-built from old keys),
+# but never one whose binaries are running (a cluster that is still up keeps
+# DYNAMO_E2E_BIN pointing at it).
+in_use() {
+  local e t
+  for e in /proc/[0-9]*/exe; do
+    t=$(readlink "$e" 2>/dev/null) || continue
+    [[ $t == "$1/"* ]] && return 0
+  done
+  return 1
+}
 find "$cache" -maxdepth 1 -name 'bin-*.tmp' ! -path "$tmp" -exec rm -rf {} +
-mapfile -t old < <(ls -1dt "$cache"/bin-*/ 2>/dev/null | tail -n +3)
-for d in "${old[@]}"; do log "pruning ${d%/}"; rm -rf "${d%/}"; done
+mapfile -t old < <(find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'bin-*' ! -name '*.tmp' -printf '%T@ %p\n' |
+  sort -rn | tail -n +3 | cut -d' ' -f2-)
+for d in "${old[@]}"; do
+  if in_use "$d"; then log "keeping $d (in use by a running process)"; continue; fi
+  log "pruning $d"
+  rm -rf "$d"
+done
 
 echo "$out"

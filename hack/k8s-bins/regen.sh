@@ -53,6 +53,13 @@ if [[ -n $drift ]]; then echo "WARNING: deps differ from k8s.io/kubernetes@$K8S_
 cd "$here/tools"
 rm -f go.mod go.sum
 go mod init e2e.invalid/k8sbins/tools
+# `go` line = the highest of helm's and kwok's own (not this machine's patch
+# release), so any Go >= that builds it with GOTOOLCHAIN=local.
+gover=$(for m in "helm.sh/helm/v3@$HELM_VERSION" "sigs.k8s.io/kwok@$KWOK_VERSION"; do
+          f=$(go mod download -json "$m" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+          awk '$1=="go"{print $2; exit}' "$f"
+        done | sort -V | tail -1)
+go mod edit -go="$gover"
 go mod edit -require="helm.sh/helm/v3@$HELM_VERSION" -require="sigs.k8s.io/kwok@$KWOK_VERSION" \
   -tool=helm.sh/helm/v3/cmd/helm -tool=sigs.k8s.io/kwok/cmd/kwok
 go mod tidy
