@@ -6,3 +6,4 @@ pub mod labels;
 pub mod parse;
 pub mod schema;
 pub mod v1alpha1;
+pub mod validation;
