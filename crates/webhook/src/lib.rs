@@ -1,0 +1,10 @@
+//! The validating admission webhook of the Dynamo platform: an HTTPS AdmissionReview server
+//! for the upstream paths, with certificates reloaded from disk, namespace scoping by
+//! namespace-scope leases, and Prometheus metrics.
+
+pub mod admission;
+pub mod metrics;
+pub mod offline;
+pub mod scope;
+pub mod server;
+pub mod tls;
