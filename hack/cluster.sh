@@ -385,8 +385,8 @@ metadata:
     kubernetes.io/arch: amd64
     kubernetes.io/hostname: $node_name
 status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110", nvidia.com/gpu: "8", rdma/ib: "8"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110", nvidia.com/gpu: "8", rdma/ib: "8"}
 EOF
 
   # kcm/scheduler serve self-signed certs; -k is fine for a loopback health probe.

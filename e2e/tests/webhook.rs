@@ -2,10 +2,10 @@
 //! Service (kwok gives its pod an IP that is local in the cluster's network namespace), with
 //! a certificate from dynamo-certgen, answering `kubectl apply`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use dynamo_e2e::{Cluster, TestNamespace, assert_success, wait_until};
+use dynamo_e2e::{Cluster, Running, TestNamespace, assert_success, wait_until};
 use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -13,14 +13,12 @@ use kube::core::{ApiResource, GroupVersionKind};
 const SERVICE: &str = "dynamo-webhook";
 
 struct Webhook {
-    process: Child,
+    _process: Running,
     configuration: String,
 }
 
 impl Drop for Webhook {
     fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
         let _ = Cluster::get()
             .kubectl()
             .args([
@@ -117,24 +115,23 @@ spec:
     std::fs::write(cert_dir.join("tls.crt"), &data["tls.crt"].0).unwrap();
     std::fs::write(cert_dir.join("tls.key"), &data["tls.key"].0).unwrap();
 
-    let log =
-        std::fs::File::create(cluster.state.join(format!("logs/webhook-{}.log", ns.name))).unwrap();
-    let process = Command::new(cluster.our_binary("dynamo-webhook"))
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .args(["--listen", &format!("0.0.0.0:{port}")])
-        .args([
+    let process = Running::start(
+        "dynamo-webhook",
+        &[
+            "--listen",
+            &format!("0.0.0.0:{port}"),
             "--health-probe-bind-address",
             &format!("127.0.0.1:{}", port + 1),
-        ])
-        .arg("--cert-dir")
-        .arg(&cert_dir)
-        .args(["--restrictedNamespace", &ns.name])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+            "--cert-dir",
+            cert_dir.to_str().unwrap(),
+            "--restrictedNamespace",
+            &ns.name,
+        ],
+        &cluster.kubeconfig,
+        &format!("webhook-{}", ns.name),
+    );
     let webhook = Webhook {
-        process,
+        _process: process,
         configuration,
     };
     // Wait until the API server reaches it: a server-side dry run of an invalid object is

@@ -1,21 +1,27 @@
-//! dynamo-operator: the controller-manager that reconciles DynamoGraphDeployments,
-//! DynamoComponentDeployments and DynamoModels.
+//! dynamo-operator: the controller-manager that reconciles DynamoGraphDeployments and
+//! DynamoComponentDeployments into Deployments, Services and Ingresses.
 
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use clap::Parser;
+use dynamo_operator::build::config::{DiscoveryBackend, OperatorConfig};
+use dynamo_operator::controllers::{self, Context};
 
 /// Reconciles Dynamo custom resources (nvidia.com/v1alpha1) into Kubernetes workloads.
 ///
 /// Flag names follow the upstream operator so existing Helm values keep working.
 #[derive(Debug, Parser)]
-#[command(name = "dynamo-operator", version, about)]
+#[command(name = "dynamo-operator", version, about, long_about)]
 struct Args {
-    /// Address the metrics endpoint binds to.
+    /// Address the /metrics endpoint binds to (Go-style `:8080` accepted).
     #[arg(long, default_value = ":8080")]
     metrics_bind_address: String,
     /// Address the /healthz and /readyz endpoints bind to.
     #[arg(long, default_value = ":8081")]
     health_probe_bind_address: String,
-    /// Elect a leader so only one replica reconciles.
+    /// Elect a leader so only one replica reconciles. Run a single replica for now:
+    /// leader election is not part of this build and the flag is accepted for compatibility.
     #[arg(long)]
     leader_elect: bool,
     /// Name of the leader election Lease.
@@ -24,41 +30,161 @@ struct Args {
     /// Namespace of the leader election Lease.
     #[arg(long, default_value = "")]
     leader_election_namespace: String,
-    /// Watch only this namespace (namespace-restricted mode) and hold its scope Lease.
+    /// Accepted for compatibility: validation runs in the separate dynamo-webhook.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    enable_webhooks: bool,
+    /// Watch only this namespace (namespace-restricted mode).
     #[arg(long = "restrictedNamespace", default_value = "")]
     restricted_namespace: String,
-    /// NATS address injected into component pods.
+    /// NATS address injected into component pods as NATS_SERVER.
     #[arg(long = "natsAddr", default_value = "")]
     nats_addr: String,
-    /// etcd address injected into component pods.
+    /// etcd address injected into component pods as ETCD_ENDPOINTS.
     #[arg(long = "etcdAddr", default_value = "")]
     etcd_addr: String,
-    /// Service discovery backend of the components: kubernetes or etcd.
+    /// Model Express URL injected as MODEL_EXPRESS_URL.
+    #[arg(long, default_value = "")]
+    model_express_url: String,
+    /// Prometheus endpoint injected as PROMETHEUS_ENDPOINT.
+    #[arg(long, default_value = "")]
+    prometheus_endpoint: String,
+    /// Istio gateway for frontend VirtualServices (empty: no VirtualServices).
+    #[arg(long, default_value = "")]
+    istio_virtual_service_gateway: String,
+    /// The Istio gateway terminates TLS.
+    #[arg(long)]
+    virtual_service_supports_https: bool,
+    /// Default Ingress class of frontends.
+    #[arg(long, default_value = "")]
+    ingress_controller_class_name: String,
+    /// Default TLS Secret of frontend Ingresses.
+    #[arg(long, default_value = "")]
+    ingress_controller_tls_secret_name: String,
+    /// Default host suffix of frontend Ingresses.
+    #[arg(long, default_value = "")]
+    ingress_host_suffix: String,
+    /// Service discovery backend of the components.
     #[arg(long, default_value = "kubernetes", value_parser = ["kubernetes", "etcd"])]
     discovery_backend: String,
+    /// Give component pods the restricted Pod Security Standard settings.
+    #[arg(long)]
+    enable_restricted_security_context: bool,
     /// Version recorded in the namespace-scope Lease holder identity.
     #[arg(long, default_value = "unknown")]
     operator_version: String,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
-        .init();
-    tracing::info!(?args, "starting");
-    anyhow::bail!("the controllers are not part of this build yet")
+impl Args {
+    fn config(&self) -> OperatorConfig {
+        let some = |value: &String| Some(value.clone()).filter(|v| !v.is_empty());
+        OperatorConfig {
+            nats_addr: some(&self.nats_addr),
+            etcd_addr: some(&self.etcd_addr),
+            model_express_url: some(&self.model_express_url),
+            prometheus_endpoint: some(&self.prometheus_endpoint),
+            discovery_backend: self
+                .discovery_backend
+                .parse()
+                .unwrap_or(DiscoveryBackend::Kubernetes),
+            ingress_controller_class_name: some(&self.ingress_controller_class_name),
+            ingress_controller_tls_secret_name: some(&self.ingress_controller_tls_secret_name),
+            ingress_host_suffix: some(&self.ingress_host_suffix),
+            istio_virtual_service_gateway: some(&self.istio_virtual_service_gateway),
+            virtual_service_supports_https: self.virtual_service_supports_https,
+            restricted_security_context: self.enable_restricted_security_context,
+        }
+    }
 }
 
-fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+/// Readiness (caches synced) and metrics for the admin servers.
+struct Probes {
+    ready: tokio::sync::watch::Receiver<bool>,
+    context: Arc<Context>,
+}
+
+impl dynamo_common::admin::Probes for Probes {
+    fn ready(&self) -> Result<(), String> {
+        if *self.ready.borrow() {
+            Ok(())
+        } else {
+            Err("caches not synced yet".into())
+        }
+    }
+
+    fn metrics(&self) -> String {
+        self.context.metrics.encode()
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    dynamo_common::init_logging();
+    if args.leader_elect {
+        tracing::warn!("--leader-elect is accepted but not implemented: run one replica");
+    }
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let namespace = Some(args.restricted_namespace.clone()).filter(|n| !n.is_empty());
+    let context = Arc::new(Context::new(client, args.config(), namespace));
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+    let probes: Arc<dyn dynamo_common::admin::Probes> = Arc::new(Probes {
+        ready: ready_rx,
+        context: context.clone(),
+    });
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for flag in [&args.health_probe_bind_address, &args.metrics_bind_address] {
+        let address = dynamo_common::listen_address(flag);
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        tokio::spawn(dynamo_common::admin::serve(
+            listener,
+            probes.clone(),
+            stopped.clone(),
+        ));
+    }
+    tracing::info!(version = %args.operator_version, namespace = ?context.namespace, "starting controllers");
+    controllers::run(context, ready_tx).await;
+    let _ = stop.send(true);
+    tracing::info!("stopped");
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn flags_are_consistent() {
         use clap::CommandFactory;
-        super::Args::command().debug_assert();
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn upstream_flag_names_parse_into_the_config() {
+        let args = Args::parse_from([
+            "dynamo-operator",
+            "--natsAddr",
+            "nats://nats:4222",
+            "--etcdAddr",
+            "",
+            "--discovery-backend",
+            "etcd",
+            "--ingress-controller-class-name",
+            "nginx",
+            "--metrics-bind-address",
+            "127.0.0.1:8080",
+        ]);
+        let config = args.config();
+        assert_eq!(config.nats_addr.as_deref(), Some("nats://nats:4222"));
+        assert_eq!(config.etcd_addr, None);
+        assert_eq!(config.discovery_backend, DiscoveryBackend::Etcd);
+        assert_eq!(
+            config.ingress_controller_class_name.as_deref(),
+            Some("nginx")
+        );
     }
 }

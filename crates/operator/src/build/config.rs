@@ -1,0 +1,181 @@
+//! Operator-wide settings the builders read (from the manager's flags).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use dynamo_api::labels::graph_annotation;
+
+/// How components find each other: Kubernetes Services/EndpointSlices (default) or etcd.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DiscoveryBackend {
+    #[default]
+    Kubernetes,
+    Etcd,
+}
+
+impl DiscoveryBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kubernetes => "kubernetes",
+            Self::Etcd => "etcd",
+        }
+    }
+}
+
+impl fmt::Display for DiscoveryBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value is neither `kubernetes` nor `etcd`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown discovery backend {0:?}: expected kubernetes or etcd")]
+pub struct UnknownDiscoveryBackend(pub String);
+
+impl FromStr for DiscoveryBackend {
+    type Err = UnknownDiscoveryBackend;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "kubernetes" => Ok(Self::Kubernetes),
+            "etcd" => Ok(Self::Etcd),
+            other => Err(UnknownDiscoveryBackend(other.to_owned())),
+        }
+    }
+}
+
+/// Settings of the operator that shape every child object. `None` and `Some("")` both mean
+/// "not configured" (the manager's flags default to empty strings).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperatorConfig {
+    /// `--natsAddr`: injected as `NATS_SERVER`.
+    pub nats_addr: Option<String>,
+    /// `--etcdAddr`: injected as `ETCD_ENDPOINTS`.
+    pub etcd_addr: Option<String>,
+    /// `--model-express-url`: injected as `MODEL_EXPRESS_URL`.
+    pub model_express_url: Option<String>,
+    /// `--prometheus-endpoint`: injected as `PROMETHEUS_ENDPOINT`.
+    pub prometheus_endpoint: Option<String>,
+    /// `--discovery-backend`; a graph's `nvidia.com/dynamo-discovery-backend` annotation wins.
+    pub discovery_backend: DiscoveryBackend,
+    /// `--ingress-controller-class-name`: default Ingress class of frontends.
+    pub ingress_controller_class_name: Option<String>,
+    /// `--ingress-controller-tls-secret-name`: default TLS Secret of frontend Ingresses.
+    pub ingress_controller_tls_secret_name: Option<String>,
+    /// `--ingress-host-suffix`: default host suffix (else `local`).
+    pub ingress_host_suffix: Option<String>,
+    /// `--istio-virtual-service-gateway`: enables VirtualServices for frontends.
+    pub istio_virtual_service_gateway: Option<String>,
+    /// `--virtual-service-supports-https`: the gateway terminates TLS (endpoint URL is https).
+    pub virtual_service_supports_https: bool,
+    /// Pods get the `restricted` Pod Security Standard settings.
+    pub restricted_security_context: bool,
+}
+
+impl OperatorConfig {
+    pub fn nats_addr(&self) -> Option<&str> {
+        set(&self.nats_addr)
+    }
+    pub fn etcd_addr(&self) -> Option<&str> {
+        set(&self.etcd_addr)
+    }
+    pub fn model_express_url(&self) -> Option<&str> {
+        set(&self.model_express_url)
+    }
+    pub fn prometheus_endpoint(&self) -> Option<&str> {
+        set(&self.prometheus_endpoint)
+    }
+    pub fn ingress_class(&self) -> Option<&str> {
+        set(&self.ingress_controller_class_name)
+    }
+    pub fn ingress_tls_secret(&self) -> Option<&str> {
+        set(&self.ingress_controller_tls_secret_name)
+    }
+    pub fn ingress_host_suffix(&self) -> Option<&str> {
+        set(&self.ingress_host_suffix)
+    }
+    pub fn virtual_service_gateway(&self) -> Option<&str> {
+        set(&self.istio_virtual_service_gateway)
+    }
+
+    /// The discovery backend of a component: the graph annotation (propagated into the
+    /// component's `spec.annotations`) when it names a known backend, else the operator's.
+    pub fn effective_discovery_backend(
+        &self,
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> DiscoveryBackend {
+        annotations
+            .and_then(|a| a.get(graph_annotation::DISCOVERY_BACKEND))
+            .and_then(|value| value.trim().to_ascii_lowercase().parse().ok())
+            .unwrap_or(self.discovery_backend)
+    }
+}
+
+/// `Some` only for a non-empty value.
+pub(crate) fn set(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_backend_parses_both_values_only() {
+        for (text, expected) in [
+            ("kubernetes", Ok(DiscoveryBackend::Kubernetes)),
+            ("etcd", Ok(DiscoveryBackend::Etcd)),
+            ("consul", Err(UnknownDiscoveryBackend("consul".into()))),
+        ] {
+            assert_eq!(text.parse::<DiscoveryBackend>(), expected, "{text}");
+        }
+        assert_eq!(DiscoveryBackend::Etcd.to_string(), "etcd");
+    }
+
+    #[test]
+    fn empty_strings_count_as_unset() {
+        let config = OperatorConfig {
+            nats_addr: Some(String::new()),
+            etcd_addr: Some("etcd:2379".into()),
+            ..Default::default()
+        };
+        assert_eq!(config.nats_addr(), None);
+        assert_eq!(config.etcd_addr(), Some("etcd:2379"));
+        assert_eq!(config.model_express_url(), None);
+    }
+
+    #[test]
+    fn graph_annotation_overrides_the_discovery_backend() {
+        let etcd = OperatorConfig {
+            discovery_backend: DiscoveryBackend::Etcd,
+            ..Default::default()
+        };
+        let annotations = |value: &str| {
+            BTreeMap::from([(
+                graph_annotation::DISCOVERY_BACKEND.to_owned(),
+                value.to_owned(),
+            )])
+        };
+        let cases = [
+            (None, DiscoveryBackend::Etcd),
+            (
+                Some(annotations("kubernetes")),
+                DiscoveryBackend::Kubernetes,
+            ),
+            (
+                Some(annotations("Kubernetes")),
+                DiscoveryBackend::Kubernetes,
+            ),
+            (Some(annotations("bogus")), DiscoveryBackend::Etcd),
+        ];
+        for (annotations, expected) in cases {
+            assert_eq!(
+                etcd.effective_discovery_backend(annotations.as_ref()),
+                expected,
+                "{annotations:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Container defaults per `componentType`, and the environment every component pod gets.
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction, HTTPGetAction, ObjectFieldSelector,
+    Probe,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use dynamo_api::v1alpha1::component_type;
+
+use super::config::{DiscoveryBackend, OperatorConfig};
+use super::naming::{MAIN_CONTAINER, PLANNER_SERVICE_ACCOUNT};
+
+/// Frontend HTTP port (`http`).
+pub const FRONTEND_PORT: i32 = 8000;
+/// Worker system/health port (`system`), also the discovery Service port.
+pub const SYSTEM_PORT: i32 = 9090;
+/// Planner Prometheus port (`metrics`).
+pub const PLANNER_METRICS_PORT: i32 = 9085;
+/// Endpoint picker gRPC port (`grpc`).
+pub const EPP_GRPC_PORT: i32 = 9002;
+/// Endpoint picker gRPC health port (`grpc-health`).
+pub const EPP_GRPC_HEALTH_PORT: i32 = 9003;
+/// Endpoint picker metrics port (`metrics`).
+pub const EPP_METRICS_PORT: i32 = 9090;
+
+/// The default container and pod settings of one component type.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ComponentDefaults {
+    /// The `main` container: command (frontend only), ports, env and probes.
+    pub container: Container,
+    /// Service account the type needs, if any.
+    pub service_account_name: Option<String>,
+}
+
+/// Worker-like types get the system port, health env and worker probes.
+pub fn is_worker(component_type: &str) -> bool {
+    matches!(
+        component_type,
+        component_type::WORKER | component_type::PREFILL | component_type::DECODE
+    )
+}
+
+/// Defaults of `componentType` (`None`, `default` and unknown types get a bare `main` container).
+pub fn component_defaults(component_type: Option<&str>) -> ComponentDefaults {
+    let mut container = Container {
+        name: MAIN_CONTAINER.to_owned(),
+        ..Default::default()
+    };
+    let mut service_account_name = None;
+    match component_type.unwrap_or_default() {
+        component_type::FRONTEND => {
+            container.command = Some(strings(&["python3", "-m", "dynamo.frontend"]));
+            container.ports = Some(vec![port("http", FRONTEND_PORT)]);
+            container.env = Some(vec![
+                env("DYNAMO_PORT", &FRONTEND_PORT.to_string()),
+                env("DYN_HTTP_PORT", &FRONTEND_PORT.to_string()),
+            ]);
+            container.liveness_probe = Some(http_probe("/live", "http", Some(15), 10, 1, 3));
+            container.readiness_probe = Some(http_probe("/health", "http", Some(10), 10, 3, 3));
+        }
+        worker if is_worker(worker) => {
+            container.ports = Some(vec![port("system", SYSTEM_PORT)]);
+            container.env = Some(vec![
+                env("DYN_SYSTEM_ENABLED", "true"),
+                env("DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS", "[\"generate\"]"),
+                env("DYN_SYSTEM_PORT", &SYSTEM_PORT.to_string()),
+                env("DYN_HEALTH_CHECK_ENABLED", "false"),
+            ]);
+            container.liveness_probe = Some(http_probe("/live", "system", None, 5, 4, 1));
+            container.readiness_probe = Some(http_probe("/health", "system", None, 10, 4, 3));
+            container.startup_probe = Some(http_probe("/live", "system", None, 10, 5, 720));
+        }
+        component_type::PLANNER => {
+            container.ports = Some(vec![port("metrics", PLANNER_METRICS_PORT)]);
+            container.env = Some(vec![env(
+                "PLANNER_PROMETHEUS_PORT",
+                &PLANNER_METRICS_PORT.to_string(),
+            )]);
+            service_account_name = Some(PLANNER_SERVICE_ACCOUNT.to_owned());
+        }
+        component_type::EPP => {
+            container.ports = Some(vec![
+                port("grpc", EPP_GRPC_PORT),
+                port("grpc-health", EPP_GRPC_HEALTH_PORT),
+                port("metrics", EPP_METRICS_PORT),
+            ]);
+            container.liveness_probe = Some(epp_probe());
+            container.readiness_probe = Some(epp_probe());
+        }
+        _ => {}
+    }
+    ComponentDefaults {
+        container,
+        service_account_name,
+    }
+}
+
+/// What the injected environment describes: the component and its graph.
+#[derive(Clone, Copy, Debug)]
+pub struct PodIdentity<'a> {
+    pub dynamo_namespace: &'a str,
+    pub component_type: Option<&'a str>,
+    pub graph_name: &'a str,
+    pub graph_namespace: &'a str,
+    pub discovery_backend: DiscoveryBackend,
+}
+
+/// Variables every component gets: `DYN_*` identity, `POD_*` from the downward API, and
+/// `DYN_DISCOVERY_BACKEND=kubernetes` unless the backend is etcd.
+pub fn injected_env(identity: &PodIdentity<'_>) -> Vec<EnvVar> {
+    let mut vars = vec![
+        env("DYN_NAMESPACE", identity.dynamo_namespace),
+        env("DYN_PARENT_DGD_K8S_NAME", identity.graph_name),
+        env("DYN_PARENT_DGD_K8S_NAMESPACE", identity.graph_namespace),
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("POD_UID", "metadata.uid"),
+    ];
+    if let Some(component_type) = identity.component_type {
+        vars.push(env("DYN_COMPONENT", component_type));
+    }
+    if identity.discovery_backend == DiscoveryBackend::Kubernetes {
+        vars.push(env(
+            "DYN_DISCOVERY_BACKEND",
+            DiscoveryBackend::Kubernetes.as_str(),
+        ));
+    }
+    vars
+}
+
+/// Operator-level variables (lowest precedence), each only when configured.
+pub fn operator_env(config: &OperatorConfig) -> Vec<EnvVar> {
+    [
+        ("NATS_SERVER", config.nats_addr()),
+        ("ETCD_ENDPOINTS", config.etcd_addr()),
+        ("MODEL_EXPRESS_URL", config.model_express_url()),
+        ("PROMETHEUS_ENDPOINT", config.prometheus_endpoint()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|value| env(name, value)))
+    .collect()
+}
+
+pub(crate) fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..Default::default()
+    }
+}
+
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn port(name: &str, number: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: number,
+        protocol: Some("TCP".to_owned()),
+        ..Default::default()
+    }
+}
+
+fn http_probe(
+    path: &str,
+    port: &str,
+    initial_delay: Option<i32>,
+    period: i32,
+    timeout: i32,
+    failure: i32,
+) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(port.to_owned()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: initial_delay,
+        period_seconds: Some(period),
+        timeout_seconds: Some(timeout),
+        failure_threshold: Some(failure),
+        ..Default::default()
+    }
+}
+
+/// gRPC health on `grpc-health`, as in the Gateway API inference extension's own manifests.
+fn epp_probe() -> Probe {
+    Probe {
+        grpc: Some(GRPCAction {
+            port: EPP_GRPC_HEALTH_PORT,
+            service: Some("inference-extension".to_owned()),
+        }),
+        initial_delay_seconds: Some(5),
+        period_seconds: Some(10),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn env_map(container: &Container) -> Vec<(String, String)> {
+        container
+            .env
+            .iter()
+            .flatten()
+            .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    fn probe(probe: &Option<Probe>) -> Value {
+        serde_json::to_value(probe).unwrap()
+    }
+
+    #[test]
+    fn ports_and_service_accounts_per_component_type() {
+        type Case<'a> = (Option<&'a str>, &'a [(&'a str, i32)], Option<&'a str>);
+        let cases: [Case; 9] = [
+            (Some("frontend"), &[("http", 8000)], None),
+            (Some("worker"), &[("system", 9090)], None),
+            (Some("prefill"), &[("system", 9090)], None),
+            (Some("decode"), &[("system", 9090)], None),
+            (
+                Some("planner"),
+                &[("metrics", 9085)],
+                Some("planner-serviceaccount"),
+            ),
+            (
+                Some("epp"),
+                &[("grpc", 9002), ("grpc-health", 9003), ("metrics", 9090)],
+                None,
+            ),
+            (Some("default"), &[], None),
+            (Some("something-else"), &[], None),
+            (None, &[], None),
+        ];
+        for (component_type, ports, service_account) in cases {
+            let defaults = component_defaults(component_type);
+            assert_eq!(defaults.container.name, "main");
+            let actual: Vec<(String, i32)> = defaults
+                .container
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| (p.name.clone().unwrap(), p.container_port))
+                .collect();
+            let expected: Vec<(String, i32)> =
+                ports.iter().map(|(n, p)| ((*n).to_owned(), *p)).collect();
+            assert_eq!(actual, expected, "{component_type:?}");
+            assert_eq!(
+                defaults.service_account_name.as_deref(),
+                service_account,
+                "{component_type:?}"
+            );
+            let only_frontend_has_a_command =
+                defaults.container.command.is_some() == (component_type == Some("frontend"));
+            assert!(only_frontend_has_a_command, "{component_type:?}");
+        }
+    }
+
+    #[test]
+    fn frontend_defaults() {
+        let c = component_defaults(Some("frontend")).container;
+        assert_eq!(c.command.unwrap(), vec!["python3", "-m", "dynamo.frontend"]);
+        assert_eq!(
+            env_map(&component_defaults(Some("frontend")).container),
+            vec![
+                ("DYNAMO_PORT".into(), "8000".into()),
+                ("DYN_HTTP_PORT".into(), "8000".into())
+            ]
+        );
+        assert_eq!(
+            probe(&c.liveness_probe),
+            json!({"httpGet": {"path": "/live", "port": "http"}, "initialDelaySeconds": 15,
+                   "periodSeconds": 10, "timeoutSeconds": 1, "failureThreshold": 3})
+        );
+        assert_eq!(
+            probe(&c.readiness_probe),
+            json!({"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 10,
+                   "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3})
+        );
+        assert!(c.startup_probe.is_none());
+    }
+
+    #[test]
+    fn worker_defaults_for_every_worker_type() {
+        for component_type in ["worker", "prefill", "decode"] {
+            let c = component_defaults(Some(component_type)).container;
+            assert_eq!(
+                env_map(&c),
+                vec![
+                    ("DYN_SYSTEM_ENABLED".into(), "true".into()),
+                    (
+                        "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS".into(),
+                        "[\"generate\"]".into()
+                    ),
+                    ("DYN_SYSTEM_PORT".into(), "9090".into()),
+                    ("DYN_HEALTH_CHECK_ENABLED".into(), "false".into()),
+                ]
+            );
+            let http = |path: &str, period: i32, timeout: i32, failure: i32| {
+                json!({"httpGet": {"path": path, "port": "system"}, "periodSeconds": period,
+                       "timeoutSeconds": timeout, "failureThreshold": failure})
+            };
+            assert_eq!(probe(&c.liveness_probe), http("/live", 5, 4, 1));
+            assert_eq!(probe(&c.readiness_probe), http("/health", 10, 4, 3));
+            assert_eq!(probe(&c.startup_probe), http("/live", 10, 5, 720));
+        }
+    }
+
+    #[test]
+    fn planner_and_epp_defaults() {
+        let planner = component_defaults(Some("planner")).container;
+        assert_eq!(
+            env_map(&planner),
+            vec![("PLANNER_PROMETHEUS_PORT".into(), "9085".into())]
+        );
+        assert!(planner.liveness_probe.is_none());
+        let epp = component_defaults(Some("epp")).container;
+        assert_eq!(
+            probe(&epp.liveness_probe),
+            json!({"grpc": {"port": 9003, "service": "inference-extension"},
+                   "initialDelaySeconds": 5, "periodSeconds": 10})
+        );
+    }
+
+    #[test]
+    fn injected_env_per_discovery_backend() {
+        for (backend, component_type, expect_backend_var, expect_component) in [
+            (DiscoveryBackend::Kubernetes, Some("worker"), true, true),
+            (DiscoveryBackend::Etcd, Some("worker"), false, true),
+            (DiscoveryBackend::Kubernetes, None, true, false),
+        ] {
+            let vars = injected_env(&PodIdentity {
+                dynamo_namespace: "ns-g",
+                component_type,
+                graph_name: "g",
+                graph_namespace: "ns",
+                discovery_backend: backend,
+            });
+            let value = |name: &str| vars.iter().find(|v| v.name == name).cloned();
+            assert_eq!(value("DYN_NAMESPACE").unwrap().value.unwrap(), "ns-g");
+            assert_eq!(
+                value("DYN_PARENT_DGD_K8S_NAME").unwrap().value.unwrap(),
+                "g"
+            );
+            assert_eq!(
+                value("DYN_PARENT_DGD_K8S_NAMESPACE")
+                    .unwrap()
+                    .value
+                    .unwrap(),
+                "ns"
+            );
+            for (name, path) in [
+                ("POD_NAME", "metadata.name"),
+                ("POD_NAMESPACE", "metadata.namespace"),
+                ("POD_UID", "metadata.uid"),
+            ] {
+                let source = value(name).unwrap().value_from.unwrap();
+                assert_eq!(source.field_ref.unwrap().field_path, path);
+            }
+            assert_eq!(value("DYN_DISCOVERY_BACKEND").is_some(), expect_backend_var);
+            assert_eq!(value("DYN_COMPONENT").is_some(), expect_component);
+        }
+    }
+
+    #[test]
+    fn operator_env_only_when_configured() {
+        assert!(operator_env(&OperatorConfig::default()).is_empty());
+        let config = OperatorConfig {
+            nats_addr: Some("nats://nats:4222".into()),
+            etcd_addr: Some("etcd:2379".into()),
+            model_express_url: Some(String::new()),
+            prometheus_endpoint: Some("http://prom:9090".into()),
+            ..Default::default()
+        };
+        let names: Vec<String> = operator_env(&config).into_iter().map(|v| v.name).collect();
+        assert_eq!(
+            names,
+            ["NATS_SERVER", "ETCD_ENDPOINTS", "PROMETHEUS_ENDPOINT"]
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Pure builders of the operator's child objects: no I/O, no clock, no cluster lookups.
+//!
+//! The controllers read a parent, call these functions to get the desired children, and apply
+//! them. Each builder is table-tested in its own file.
+//!
+//! - [`graph::desired_components`]: DynamoGraphDeployment → one DynamoComponentDeployment per service.
+//! - [`pod::pod_template`]: DynamoComponentDeployment → PodTemplateSpec (defaults per component
+//!   type from [`defaults`], user overrides applied by [`merge`], resources and volumes from
+//!   [`resources`] and [`volumes`]).
+//! - [`workload`]: DynamoComponentDeployment → Deployment, Service, Ingress, Istio VirtualService,
+//!   and the Deployment readiness rule.
+
+pub mod config;
+pub mod defaults;
+pub mod graph;
+pub mod merge;
+pub mod naming;
+pub mod pod;
+pub mod rbac;
+pub mod resources;
+pub mod volumes;
+pub mod workload;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use config::{DiscoveryBackend, OperatorConfig};
+pub use graph::desired_components;
+pub use pod::pod_template;
+pub use workload::{deployment, ingress, is_deployment_ready, service, virtual_service};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+
+/// Why the desired children of a resource cannot be built. Each variant has a stable
+/// [`reason`](BuildError::reason) for status conditions, events and metric labels.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The parent lacks a field only the API server fills in (uid, namespace).
+    #[error("{kind} {name:?} has no metadata.{field}")]
+    MissingMetadata {
+        kind: &'static str,
+        name: String,
+        field: &'static str,
+    },
+    /// A service spans several nodes per replica; that needs Grove or LeaderWorkerSet.
+    #[error(
+        "no multinode orchestrator available (service {service} has multinode.nodeCount {node_count}; Grove or LeaderWorkerSet support is not in this release)"
+    )]
+    MultinodeUnsupported { service: String, node_count: i32 },
+    /// A `volumeMounts` entry has no `mountPoint` and no compilation-cache default.
+    #[error("volumeMounts entry {volume:?} has no mountPoint")]
+    MissingMountPoint { volume: String },
+    /// `useAsCompilationCache` without `mountPoint` on a backend that has no default path.
+    #[error(
+        "volumeMounts entry {volume:?}: useAsCompilationCache needs a mountPoint for backend {backend} (only vllm has a default, /root/.cache/vllm)"
+    )]
+    NoCompilationCacheDefault { volume: String, backend: String },
+    /// A user override could not be merged (it does not fit the Kubernetes type).
+    #[error("cannot merge {what}: {message}")]
+    Merge { what: &'static str, message: String },
+}
+
+impl BuildError {
+    /// A CamelCase reason, for conditions, events and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingMetadata { .. } => "MissingMetadata",
+            Self::MultinodeUnsupported { .. } => "MultinodeUnsupported",
+            Self::MissingMountPoint { .. } => "MissingMountPoint",
+            Self::NoCompilationCacheDefault { .. } => "NoCompilationCacheDefault",
+            Self::Merge { .. } => "InvalidOverride",
+        }
+    }
+}
+
+/// A controller owner reference to `owner` (blockOwnerDeletion unset, as kube builds it).
+pub(crate) fn controller_ref<K>(owner: &K) -> Result<OwnerReference, BuildError>
+where
+    K: Resource<DynamicType = ()>,
+{
+    owner.controller_owner_ref(&()).ok_or_else(|| {
+        let field = if owner.meta().name.is_none() {
+            "name"
+        } else {
+            "uid"
+        };
+        missing(owner, field)
+    })
+}
+
+/// The namespace of a namespaced parent.
+pub(crate) fn namespace_of<K>(owner: &K) -> Result<String, BuildError>
+where
+    K: Resource<DynamicType = ()>,
+{
+    owner.namespace().ok_or_else(|| missing(owner, "namespace"))
+}
+
+fn missing<K: Resource<DynamicType = ()>>(owner: &K, field: &'static str) -> BuildError {
+    BuildError::MissingMetadata {
+        kind: match K::kind(&()) {
+            std::borrow::Cow::Borrowed(kind) => kind,
+            std::borrow::Cow::Owned(_) => "object",
+        },
+        name: owner.name_any(),
+        field,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dynamo_api::v1alpha1::DynamoGraphDeployment;
+
+    #[test]
+    fn owner_reference_needs_name_and_uid() {
+        let mut dgd = DynamoGraphDeployment::new("g", Default::default());
+        let err = controller_ref(&dgd).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DynamoGraphDeployment \"g\" has no metadata.uid"
+        );
+        assert_eq!(err.reason(), "MissingMetadata");
+        dgd.metadata.uid = Some("u-1".into());
+        let owner = controller_ref(&dgd).unwrap();
+        assert_eq!(owner.api_version, "nvidia.com/v1alpha1");
+        assert_eq!(owner.kind, "DynamoGraphDeployment");
+        assert_eq!((owner.name.as_str(), owner.uid.as_str()), ("g", "u-1"));
+        assert_eq!(owner.controller, Some(true));
+    }
+
+    #[test]
+    fn namespace_is_required() {
+        let dgd = DynamoGraphDeployment::new("g", Default::default());
+        assert_eq!(
+            namespace_of(&dgd).unwrap_err().to_string(),
+            "DynamoGraphDeployment \"g\" has no metadata.namespace"
+        );
+    }
+}

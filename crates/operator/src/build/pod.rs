@@ -1,0 +1,271 @@
+//! DynamoComponentDeployment → the PodTemplateSpec of its workload.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvFromSource, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SeccompProfile, SecretEnvSource, SecurityContext,
+};
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+
+use dynamo_api::labels::{graph_annotation, label, operator_annotation};
+use dynamo_api::v1alpha1::DynamoComponentDeployment;
+
+use super::config::{DiscoveryBackend, OperatorConfig};
+use super::defaults::{PodIdentity, component_defaults, injected_env, operator_env};
+use super::merge::{append_missing, merge_container, merge_env, merge_over, merge_pod_spec};
+use super::naming::{MAIN_CONTAINER, base_model_hash, discovery_service_account, dynamo_namespace};
+use super::resources::container_resources;
+use super::volumes::component_volumes;
+use super::{BuildError, namespace_of};
+
+/// Grace period of component pods unless `extraPodSpec` sets one.
+pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 60;
+/// Pod `fsGroup` unless the user supplies any pod securityContext.
+pub const DEFAULT_FS_GROUP: i64 = 1000;
+
+/// The pod template of a component.
+///
+/// The `main` container starts from the defaults of its `componentType`; the user's
+/// `extraPodSpec.mainContainer` is merged over it (see [`super::merge`]); `livenessProbe` and
+/// `readinessProbe` from the spec replace the probes. Environment, lowest precedence first:
+/// operator-level variables < component defaults and injected `DYN_*`/`POD_*` <
+/// `mainContainer.env` < the service's `envs` (which already hold the graph's `envs` beneath
+/// them). The pod gets the PVC and shared-memory volumes, `envFromSecret`, resources, the
+/// default service account, grace period, restart policy and security context; then the user's
+/// `extraPodSpec` fields are merged over it and extra `containers` are appended.
+pub fn pod_template(
+    dcd: &DynamoComponentDeployment,
+    graph_name: &str,
+    config: &OperatorConfig,
+) -> Result<PodTemplateSpec, BuildError> {
+    let namespace = namespace_of(dcd)?;
+    let spec = &dcd.spec.shared;
+    let component_type = spec.component_type.as_deref().filter(|t| !t.is_empty());
+    let dyn_namespace = dynamo_namespace(
+        &namespace,
+        graph_name,
+        spec.global_dynamo_namespace.unwrap_or(false),
+    );
+    let discovery = config.effective_discovery_backend(spec.annotations.as_ref());
+    let defaults = component_defaults(component_type);
+    let user_pod = spec
+        .extra_pod_spec
+        .as_ref()
+        .and_then(|e| e.pod_spec.as_ref());
+    // Overrides of the main container: a `containers` entry named `main`, then `mainContainer`.
+    let user_mains: Vec<&Container> = user_pod
+        .iter()
+        .flat_map(|pod| pod.containers.iter())
+        .filter(|c| c.name == MAIN_CONTAINER)
+        .chain(spec.extra_pod_spec.iter().flat_map(|e| &e.main_container))
+        .collect();
+
+    let mut main = Container {
+        env: None,
+        resources: spec.resources.as_ref().and_then(container_resources),
+        ..defaults.container.clone()
+    };
+    for user in &user_mains {
+        main = merge_container(&main, user)?;
+    }
+    if main.command.is_none() && main.args.as_ref().is_some_and(|a| !a.is_empty()) {
+        // Upstream's default command: args written for it are shell command lines.
+        main.command = Some(vec!["/bin/sh".to_owned(), "-c".to_owned()]);
+    }
+    if let Some(probe) = &spec.liveness_probe {
+        main.liveness_probe = Some(probe.clone());
+    }
+    if let Some(probe) = &spec.readiness_probe {
+        main.readiness_probe = Some(probe.clone());
+    }
+
+    let identity = injected_env(&PodIdentity {
+        dynamo_namespace: &dyn_namespace,
+        component_type,
+        graph_name,
+        graph_namespace: &namespace,
+        discovery_backend: discovery,
+    });
+    let component_env: Vec<EnvVar> = defaults
+        .container
+        .env
+        .iter()
+        .flatten()
+        .chain(&identity)
+        .cloned()
+        .collect();
+    let operator = operator_env(config);
+    let mut levels: Vec<&[EnvVar]> = vec![&operator, &component_env];
+    levels.extend(
+        user_mains
+            .iter()
+            .map(|c| c.env.as_deref().unwrap_or_default()),
+    );
+    levels.push(spec.envs.as_deref().unwrap_or_default());
+    main.env = Some(merge_env(levels)).filter(|env| !env.is_empty());
+
+    if let Some(secret) = spec.env_from_secret.as_deref().filter(|s| !s.is_empty()) {
+        let source = EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: secret.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        append_missing(main.env_from.get_or_insert_default(), [source], |s| {
+            s.secret_ref.as_ref().map(|r| r.name.clone())
+        });
+    }
+    let volumes = component_volumes(spec, dcd.spec.backend_framework)?;
+    if !volumes.mounts.is_empty() {
+        append_missing(
+            main.volume_mounts.get_or_insert_default(),
+            volumes.mounts,
+            |m| m.mount_path.clone(),
+        );
+    }
+
+    let user_security_context = user_pod.is_some_and(|p| p.security_context.is_some());
+    let base = PodSpec {
+        containers: vec![main],
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
+        restart_policy: Some("Always".to_owned()),
+        service_account_name: defaults.service_account_name.clone().or_else(|| {
+            (discovery == DiscoveryBackend::Kubernetes)
+                .then(|| discovery_service_account(graph_name))
+        }),
+        security_context: pod_security_context(!user_security_context, config),
+        ..Default::default()
+    };
+    let mut pod = match user_pod {
+        Some(user) => merge_pod_spec(&base, user)?,
+        None => base,
+    };
+    let sidecars = user_pod
+        .iter()
+        .flat_map(|p| p.containers.iter())
+        .filter(|c| c.name != MAIN_CONTAINER)
+        .cloned();
+    append_missing(&mut pod.containers, sidecars, |c| c.name.clone());
+    if !volumes.volumes.is_empty() {
+        append_missing(pod.volumes.get_or_insert_default(), volumes.volumes, |v| {
+            v.name.clone()
+        });
+    }
+    if config.restricted_security_context {
+        for container in &mut pod.containers {
+            container.security_context = Some(merge_over(
+                &restricted_container_security_context(),
+                &container.security_context,
+                "securityContext",
+            )?);
+        }
+    }
+
+    Ok(PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels(dcd, graph_name, &dyn_namespace)),
+            annotations: Some(pod_annotations(dcd)).filter(|a| !a.is_empty()),
+            ..Default::default()
+        }),
+        spec: Some(pod),
+    })
+}
+
+/// Operator labels, then the user's `labels` and `extraPodMetadata.labels` (user wins), except
+/// `nvidia.com/selector`, which the Deployment selects on and so is always the component name.
+fn pod_labels(
+    dcd: &DynamoComponentDeployment,
+    graph_name: &str,
+    dyn_namespace: &str,
+) -> BTreeMap<String, String> {
+    let spec = &dcd.spec.shared;
+    let mut labels = BTreeMap::new();
+    let mut put = |key: &str, value: Option<&str>| {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            labels.insert(key.to_owned(), value.to_owned());
+        }
+    };
+    put(label::COMPONENT, spec.service_name.as_deref());
+    put(label::DYNAMO_NAMESPACE, Some(dyn_namespace));
+    put(label::GRAPH_DEPLOYMENT_NAME, Some(graph_name));
+    put(label::COMPONENT_TYPE, spec.component_type.as_deref());
+    put(
+        label::SUB_COMPONENT_TYPE,
+        spec.sub_component_type.as_deref(),
+    );
+    let metrics_disabled = spec
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(graph_annotation::ENABLE_METRICS))
+        .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+    if !metrics_disabled {
+        put(label::METRICS_ENABLED, Some("true"));
+    }
+    if let Some(model) = &spec.model_ref {
+        put(label::BASE_MODEL_HASH, Some(&base_model_hash(&model.name)));
+    }
+    labels.extend(spec.labels.clone().unwrap_or_default());
+    if let Some(extra) = &spec.extra_pod_metadata {
+        labels.extend(extra.labels.clone().unwrap_or_default());
+    }
+    labels.insert(label::SELECTOR.to_owned(), dcd.name_any());
+    labels
+}
+
+/// `nvidia.com/dynamo-base-model` for a modelRef, the service's `annotations`, then
+/// `extraPodMetadata.annotations`; a `nvidia.com/restartAt` from the spec always stays.
+fn pod_annotations(dcd: &DynamoComponentDeployment) -> BTreeMap<String, String> {
+    let spec = &dcd.spec.shared;
+    let mut annotations = BTreeMap::new();
+    if let Some(model) = &spec.model_ref {
+        annotations.insert(
+            operator_annotation::BASE_MODEL.to_owned(),
+            model.name.clone(),
+        );
+    }
+    let own = spec.annotations.clone().unwrap_or_default();
+    annotations.extend(own.clone());
+    if let Some(extra) = &spec.extra_pod_metadata {
+        annotations.extend(extra.annotations.clone().unwrap_or_default());
+    }
+    if let Some(restart_at) = own.get(operator_annotation::RESTART_AT) {
+        annotations.insert(
+            operator_annotation::RESTART_AT.to_owned(),
+            restart_at.clone(),
+        );
+    }
+    annotations
+}
+
+fn pod_security_context(fs_group: bool, config: &OperatorConfig) -> Option<PodSecurityContext> {
+    let restricted = config.restricted_security_context;
+    (fs_group || restricted).then(|| PodSecurityContext {
+        fs_group: fs_group.then_some(DEFAULT_FS_GROUP),
+        run_as_non_root: restricted.then_some(true),
+        seccomp_profile: restricted.then(|| SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The container part of the `restricted` Pod Security Standard (the pod part, non-root and
+/// the RuntimeDefault seccomp profile, is on the pod security context).
+fn restricted_container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+#[path = "pod_tests.rs"]
+mod tests;

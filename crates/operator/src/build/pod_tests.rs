@@ -1,0 +1,493 @@
+//! Table tests of [`super::pod_template`] (a separate file to keep `pod.rs` readable).
+
+use super::*;
+use crate::build::testing::{component, example, single};
+use serde_json::{Value, json};
+
+fn build(dcd: &DynamoComponentDeployment, config: &OperatorConfig) -> PodTemplateSpec {
+    pod_template(dcd, "g", config).unwrap()
+}
+
+fn pod_of(yaml: &str) -> PodTemplateSpec {
+    build(
+        &single(None, yaml, &Default::default()),
+        &Default::default(),
+    )
+}
+
+fn main_of(template: &PodTemplateSpec) -> &Container {
+    let containers = &template.spec.as_ref().unwrap().containers;
+    assert_eq!(containers[0].name, "main");
+    &containers[0]
+}
+
+fn env_value(container: &Container, name: &str) -> Option<String> {
+    let var = container.env.iter().flatten().find(|v| v.name == name)?;
+    Some(
+        var.value
+            .clone()
+            .unwrap_or_else(|| "<valueFrom>".to_owned()),
+    )
+}
+
+fn json_of<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap()
+}
+
+#[test]
+fn every_component_type_gets_its_defaults() {
+    let cases = [
+        ("frontend", Some("python3 -m dynamo.frontend"), "http", true),
+        ("worker", None, "system", true),
+        ("prefill", None, "system", true),
+        ("decode", None, "system", true),
+        ("planner", None, "metrics", false),
+        ("epp", None, "grpc", true),
+        ("default", None, "", false),
+    ];
+    for (component_type, command, first_port, probes) in cases {
+        let template = pod_of(&format!("{{componentType: {component_type}}}"));
+        let main = main_of(&template);
+        assert_eq!(
+            main.command.as_ref().map(|c| c.join(" ")).as_deref(),
+            command,
+            "{component_type}"
+        );
+        let port = main.ports.iter().flatten().next();
+        assert_eq!(
+            port.and_then(|p| p.name.clone()).unwrap_or_default(),
+            first_port,
+            "{component_type}"
+        );
+        assert_eq!(main.liveness_probe.is_some(), probes, "{component_type}");
+        assert_eq!(
+            env_value(main, "DYN_COMPONENT").as_deref(),
+            Some(component_type)
+        );
+        assert_eq!(env_value(main, "DYN_NAMESPACE").as_deref(), Some("ns-g"));
+        assert_eq!(
+            env_value(main, "DYN_PARENT_DGD_K8S_NAME").as_deref(),
+            Some("g")
+        );
+        assert_eq!(env_value(main, "POD_UID").as_deref(), Some("<valueFrom>"));
+    }
+}
+
+#[test]
+fn env_precedence_each_level_overrides_the_lower() {
+    let config = OperatorConfig {
+        nats_addr: Some("operator".into()),
+        ..Default::default()
+    };
+    // (graph envs, service yaml, variable, expected value)
+    let cases = [
+        ("[]", "{}", "NATS_SERVER", "operator"),
+        (
+            "[]",
+            "{extraPodSpec: {mainContainer: {env: [{name: NATS_SERVER, value: main}]}}}",
+            "NATS_SERVER",
+            "main",
+        ),
+        ("[]", "{componentType: worker}", "DYN_SYSTEM_PORT", "9090"),
+        (
+            "[]",
+            "{componentType: worker, extraPodSpec: {mainContainer: {env: [{name: DYN_SYSTEM_PORT, value: main}]}}}",
+            "DYN_SYSTEM_PORT",
+            "main",
+        ),
+        (
+            "[{name: DYN_SYSTEM_PORT, value: graph}]",
+            "{componentType: worker, extraPodSpec: {mainContainer: {env: [{name: DYN_SYSTEM_PORT, value: main}]}}}",
+            "DYN_SYSTEM_PORT",
+            "graph",
+        ),
+        (
+            "[{name: DYN_SYSTEM_PORT, value: graph}]",
+            "{componentType: worker, envs: [{name: DYN_SYSTEM_PORT, value: service}], extraPodSpec: {mainContainer: {env: [{name: DYN_SYSTEM_PORT, value: main}]}}}",
+            "DYN_SYSTEM_PORT",
+            "service",
+        ),
+        (
+            "[]",
+            "{envs: [{name: DYN_NAMESPACE, value: service}]}",
+            "DYN_NAMESPACE",
+            "service",
+        ),
+        (
+            "[{name: NATS_SERVER, value: graph}]",
+            "{}",
+            "NATS_SERVER",
+            "graph",
+        ),
+    ];
+    for (graph_envs, service, variable, expected) in cases {
+        let dgd = crate::build::testing::graph(&format!(
+            "metadata: {{name: g}}\nspec:\n  envs: {graph_envs}\n  services:\n    Svc: {service}\n"
+        ));
+        let template = build(&component(&dgd, "Svc", &config), &config);
+        let main = main_of(&template);
+        assert_eq!(
+            env_value(main, variable).as_deref(),
+            Some(expected),
+            "{service}"
+        );
+        let names: Vec<&str> = main.env.iter().flatten().map(|v| v.name.as_str()).collect();
+        assert!(names.is_sorted(), "{names:?}");
+    }
+}
+
+#[test]
+fn discovery_backend_env_follows_config_and_graph_annotation() {
+    let etcd = OperatorConfig {
+        discovery_backend: DiscoveryBackend::Etcd,
+        ..Default::default()
+    };
+    let cases = [
+        ("{}", OperatorConfig::default(), Some("kubernetes")),
+        ("{}", etcd.clone(), None),
+        (
+            "{annotations: {nvidia.com/dynamo-discovery-backend: kubernetes}}",
+            etcd.clone(),
+            Some("kubernetes"),
+        ),
+    ];
+    for (service, config, expected) in cases {
+        let template = build(&single(None, service, &config), &config);
+        assert_eq!(
+            env_value(main_of(&template), "DYN_DISCOVERY_BACKEND").as_deref(),
+            expected
+        );
+    }
+}
+
+#[test]
+fn resources_reach_the_main_container() {
+    let template = pod_of(
+        "{resources: {requests: {cpu: '1', gpu: '1'}, limits: {gpu: '1', gpuType: nvidia.com/mig-1g.10gb, custom: {rdma/ib: '1'}}, claims: [{name: c}]}, extraPodSpec: {mainContainer: {resources: {limits: {memory: 2Gi}}}}}",
+    );
+    assert_eq!(
+        json_of(&main_of(&template).resources),
+        json!({
+            "requests": {"cpu": "1", "nvidia.com/mig-1g.10gb": "1"},
+            "limits": {"nvidia.com/mig-1g.10gb": "1", "rdma/ib": "1", "memory": "2Gi"},
+            "claims": [{"name": "c"}],
+        })
+    );
+}
+
+#[test]
+fn spec_probes_replace_the_defaults_wholesale() {
+    let exec = json!({"exec": {"command": ["true"]}});
+    let cases = [
+        (
+            "livenessProbe",
+            "{componentType: worker, livenessProbe: {exec: {command: ['true']}}}",
+        ),
+        (
+            "readinessProbe",
+            "{componentType: frontend, readinessProbe: {exec: {command: ['true']}}}",
+        ),
+        (
+            "startupProbe",
+            "{componentType: worker, extraPodSpec: {mainContainer: {startupProbe: {exec: {command: ['true']}}}}}",
+        ),
+        (
+            "livenessProbe",
+            "{componentType: worker, livenessProbe: {exec: {command: ['true']}}, extraPodSpec: {mainContainer: {livenessProbe: {tcpSocket: {port: 1}}}}}",
+        ),
+    ];
+    for (probe, service) in cases {
+        let main = json_of(main_of(&pod_of(service)));
+        assert_eq!(main[probe], exec, "{service}");
+    }
+}
+
+#[test]
+fn main_container_overrides() {
+    // (service yaml, expected command, expected args)
+    type Case<'a> = (&'a str, Option<&'a [&'a str]>, Option<&'a [&'a str]>);
+    let cases: [Case; 5] = [
+        (
+            "{componentType: frontend, extraPodSpec: {mainContainer: {command: [my-frontend]}}}",
+            Some(&["my-frontend"]),
+            None,
+        ),
+        (
+            "{componentType: frontend, extraPodSpec: {mainContainer: {args: [--router-mode, kv]}}}",
+            Some(&["python3", "-m", "dynamo.frontend"]),
+            Some(&["--router-mode", "kv"]),
+        ),
+        (
+            "{componentType: worker, extraPodSpec: {mainContainer: {args: ['python3 -m dynamo.vllm']}}}",
+            Some(&["/bin/sh", "-c"]),
+            Some(&["python3 -m dynamo.vllm"]),
+        ),
+        ("{componentType: worker}", None, None),
+        (
+            "{componentType: worker, extraPodSpec: {mainContainer: {command: [python3, -m, dynamo.vllm]}}}",
+            Some(&["python3", "-m", "dynamo.vllm"]),
+            None,
+        ),
+    ];
+    for (service, command, args) in cases {
+        let template = pod_of(service);
+        let main = main_of(&template);
+        let owned = |items: Option<&[&str]>| {
+            items.map(|i| i.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        };
+        assert_eq!(main.command, owned(command), "{service}");
+        assert_eq!(main.args, owned(args), "{service}");
+    }
+    let template = pod_of("{extraPodSpec: {mainContainer: {image: 'img:1', workingDir: /w}}}");
+    assert_eq!(main_of(&template).image.as_deref(), Some("img:1"));
+    assert_eq!(main_of(&template).working_dir.as_deref(), Some("/w"));
+}
+
+#[test]
+fn pod_spec_overrides_merge_and_sidecars_are_appended() {
+    let template = pod_of(
+        "{extraPodSpec: {nodeSelector: {gpu: h100}, tolerations: [{key: nvidia.com/gpu, operator: Exists}], terminationGracePeriodSeconds: 120, volumes: [{name: extra, emptyDir: {}}, {name: shared-memory, emptyDir: {}}], containers: [{name: sidecar, image: 's:1'}, {name: main, image: 'from-containers'}], mainContainer: {volumeMounts: [{name: extra, mountPath: /extra}]}}}",
+    );
+    let pod = json_of(template.spec.as_ref().unwrap());
+    assert_eq!(pod["nodeSelector"], json!({"gpu": "h100"}));
+    assert_eq!(
+        pod["tolerations"],
+        json!([{"key": "nvidia.com/gpu", "operator": "Exists"}])
+    );
+    assert_eq!(pod["terminationGracePeriodSeconds"], 120);
+    assert_eq!(pod["restartPolicy"], "Always");
+    assert_eq!(
+        pod["containers"][1],
+        json!({"name": "sidecar", "image": "s:1"})
+    );
+    assert_eq!(pod["containers"].as_array().unwrap().len(), 2);
+    assert_eq!(pod["containers"][0]["image"], "from-containers");
+    // The user's volume named shared-memory wins; the generated mount is still added.
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "extra", "emptyDir": {}}, {"name": "shared-memory", "emptyDir": {}}])
+    );
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"],
+        json!([{"name": "extra", "mountPath": "/extra"},
+               {"name": "shared-memory", "mountPath": "/dev/shm"}])
+    );
+}
+
+#[test]
+fn pod_defaults_and_security_context() {
+    let restricted = OperatorConfig {
+        restricted_security_context: true,
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "{}",
+            OperatorConfig::default(),
+            json!({"fsGroup": 1000}),
+            json!(null),
+        ),
+        (
+            "{extraPodSpec: {securityContext: {runAsUser: 5}}}",
+            OperatorConfig::default(),
+            json!({"runAsUser": 5}),
+            json!(null),
+        ),
+        (
+            "{}",
+            restricted.clone(),
+            json!({"fsGroup": 1000, "runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}}),
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),
+        ),
+        (
+            "{extraPodSpec: {securityContext: {runAsNonRoot: false}, mainContainer: {securityContext: {capabilities: {add: [SYS_PTRACE]}}}}}",
+            restricted,
+            json!({"runAsNonRoot": false, "seccompProfile": {"type": "RuntimeDefault"}}),
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"add": ["SYS_PTRACE"], "drop": ["ALL"]}}),
+        ),
+    ];
+    for (service, config, pod_context, container_context) in cases {
+        let template = build(&single(None, service, &config), &config);
+        let pod = json_of(template.spec.as_ref().unwrap());
+        assert_eq!(pod["securityContext"], pod_context, "{service}");
+        assert_eq!(
+            pod["containers"][0]["securityContext"], container_context,
+            "{service}"
+        );
+        assert_eq!(pod["terminationGracePeriodSeconds"], 60);
+        assert_eq!(pod["restartPolicy"], "Always");
+    }
+}
+
+#[test]
+fn service_account_precedence() {
+    let etcd = OperatorConfig {
+        discovery_backend: DiscoveryBackend::Etcd,
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "{componentType: worker}",
+            OperatorConfig::default(),
+            Some("g-k8s-service-discovery"),
+        ),
+        ("{componentType: worker}", etcd.clone(), None),
+        (
+            "{componentType: planner}",
+            etcd.clone(),
+            Some("planner-serviceaccount"),
+        ),
+        (
+            "{componentType: planner}",
+            OperatorConfig::default(),
+            Some("planner-serviceaccount"),
+        ),
+        (
+            "{extraPodSpec: {serviceAccountName: mine}}",
+            OperatorConfig::default(),
+            Some("mine"),
+        ),
+    ];
+    for (service, config, expected) in cases {
+        let template = build(&single(None, service, &config), &config);
+        let account = template.spec.unwrap().service_account_name;
+        assert_eq!(account.as_deref(), expected, "{service}");
+    }
+}
+
+#[test]
+fn labels_and_annotations() {
+    let template = pod_of(
+        "{componentType: worker, subComponentType: prefill, modelRef: {name: abc}, labels: {team: a, nvidia.com/selector: spoofed}, annotations: {nvidia.com/restartAt: r1, note: spec}, extraPodMetadata: {labels: {team: b}, annotations: {note: extra, nvidia.com/restartAt: user}}}",
+    );
+    let metadata = template.metadata.unwrap();
+    assert_eq!(
+        json_of(&metadata.labels),
+        json!({
+            "nvidia.com/selector": "g-svc",
+            "nvidia.com/dynamo-component": "Svc",
+            "nvidia.com/dynamo-namespace": "ns-g",
+            "nvidia.com/dynamo-graph-deployment-name": "g",
+            "nvidia.com/dynamo-component-type": "worker",
+            "nvidia.com/dynamo-sub-component-type": "prefill",
+            "nvidia.com/metrics-enabled": "true",
+            "nvidia.com/dynamo-base-model-hash": "ba7816bf",
+            "team": "b",
+        })
+    );
+    assert_eq!(
+        json_of(&metadata.annotations),
+        json!({"nvidia.com/dynamo-base-model": "abc", "nvidia.com/restartAt": "r1", "note": "extra"})
+    );
+    for (annotation, metrics_label) in [
+        ("'false'", None),
+        ("'False'", None),
+        ("'true'", Some("true")),
+    ] {
+        let template = pod_of(&format!(
+            "{{annotations: {{nvidia.com/enable-metrics: {annotation}}}}}"
+        ));
+        let labels = template.metadata.unwrap().labels.unwrap();
+        assert_eq!(
+            labels.get(label::METRICS_ENABLED).map(String::as_str),
+            metrics_label
+        );
+    }
+    assert_eq!(pod_of("{}").metadata.unwrap().annotations, None);
+}
+
+#[test]
+fn env_from_secret_and_volume_errors() {
+    let main = json_of(main_of(&pod_of("{envFromSecret: hf-token}")));
+    assert_eq!(
+        main["envFrom"],
+        json!([{"secretRef": {"name": "hf-token"}}])
+    );
+    let dcd = single(
+        Some("sglang"),
+        "{volumeMounts: [{name: cache, useAsCompilationCache: true}]}",
+        &Default::default(),
+    );
+    let err = pod_template(&dcd, "g", &Default::default()).unwrap_err();
+    assert_eq!(err.reason(), "NoCompilationCacheDefault");
+    let dcd = single(
+        Some("vllm"),
+        "{volumeMounts: [{name: cache, useAsCompilationCache: true}]}",
+        &Default::default(),
+    );
+    let main = json_of(main_of(&build(&dcd, &Default::default())));
+    assert_eq!(
+        main["volumeMounts"][0],
+        json!({"name": "cache", "mountPath": "/root/.cache/vllm"})
+    );
+}
+
+#[test]
+fn examples_build() {
+    let config = OperatorConfig::default();
+    for (file, services) in [
+        ("vllm-agg.yaml", &["Frontend", "VllmDecodeWorker"][..]),
+        (
+            "vllm-disagg.yaml",
+            &["Frontend", "VllmPrefillWorker", "VllmDecodeWorker"],
+        ),
+        ("sglang-agg.yaml", &["Frontend", "SGLangDecodeWorker"]),
+    ] {
+        let dgd = example(file);
+        for service in services {
+            let dcd = component(&dgd, service, &config);
+            let name = dgd.metadata.name.as_deref().unwrap();
+            pod_template(&dcd, name, &config).unwrap_or_else(|e| panic!("{file} {service}: {e}"));
+        }
+    }
+    let dgd = example("vllm-disagg.yaml");
+    let prefill = component(&dgd, "VllmPrefillWorker", &config);
+    let template = pod_template(&prefill, "vllm-disagg", &config).unwrap();
+    let pod = json_of(template.spec.as_ref().unwrap());
+    let main = &pod["containers"][0];
+    assert_eq!(
+        main["resources"]["limits"],
+        json!({"nvidia.com/gpu": "1", "rdma/ib": "1"})
+    );
+    assert_eq!(main["args"][2], "--is-prefill-worker");
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "model-cache", "persistentVolumeClaim": {"claimName": "model-cache"}},
+               {"name": "shared-memory", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}])
+    );
+    assert_eq!(
+        pod["nodeSelector"]["nvidia.com/gpu.product"],
+        "NVIDIA-H100-80GB-HBM3"
+    );
+    let main = main_of(&template);
+    assert_eq!(env_value(main, "HF_HOME").as_deref(), Some("/models/hf"));
+    assert_eq!(env_value(main, "POD_IP").as_deref(), Some("<valueFrom>"));
+    assert_eq!(
+        env_value(main, "DYN_NAMESPACE").as_deref(),
+        Some("ns-vllm-disagg")
+    );
+    assert_eq!(
+        template.metadata.unwrap().labels.unwrap()["team"],
+        "inference"
+    );
+
+    let sglang = example("sglang-agg.yaml");
+    let worker = component(&sglang, "SGLangDecodeWorker", &config);
+    let pod = pod_template(&worker, "sglang-agg", &config)
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(pod.termination_grace_period_seconds, Some(120));
+}
+
+#[test]
+fn namespace_is_required() {
+    let mut dcd = single(None, "{}", &Default::default());
+    dcd.metadata.namespace = None;
+    assert_eq!(
+        pod_template(&dcd, "g", &Default::default())
+            .unwrap_err()
+            .reason(),
+        "MissingMetadata"
+    );
+}

@@ -1,0 +1,121 @@
+//! The per-graph identity of component pods under Kubernetes discovery: a ServiceAccount that
+//! may read endpoints and manage DynamoWorkerMetadata in the graph's namespace.
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use kube::api::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+use dynamo_api::labels::label;
+use dynamo_api::v1alpha1::DynamoGraphDeployment;
+
+use super::naming::discovery_service_account;
+
+fn metadata(graph: &DynamoGraphDeployment, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: graph.namespace(),
+        labels: Some(
+            [
+                (label::GRAPH_DEPLOYMENT_NAME.to_owned(), graph.name_any()),
+                (
+                    label::MANAGED_BY.to_owned(),
+                    label::MANAGED_BY_VALUE.to_owned(),
+                ),
+            ]
+            .into(),
+        ),
+        owner_references: graph.controller_owner_ref(&()).map(|r| vec![r]),
+        ..Default::default()
+    }
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+    PolicyRule {
+        api_groups: Some(strings(groups)),
+        resources: Some(strings(resources)),
+        verbs: strings(verbs),
+        ..Default::default()
+    }
+}
+
+/// ServiceAccount `<graph>-k8s-service-discovery`, Role `…-role` and RoleBinding `…-binding`,
+/// owned by the graph.
+pub fn discovery_rbac(graph: &DynamoGraphDeployment) -> (ServiceAccount, Role, RoleBinding) {
+    let account = discovery_service_account(&graph.name_any());
+    let role_name = format!("{account}-role");
+    let service_account = ServiceAccount {
+        metadata: metadata(graph, account.clone()),
+        ..Default::default()
+    };
+    let role = Role {
+        metadata: metadata(graph, role_name.clone()),
+        rules: Some(vec![
+            rule(&[""], &["endpoints"], &["get", "list", "watch"]),
+            rule(
+                &["discovery.k8s.io"],
+                &["endpointslices"],
+                &["get", "list", "watch"],
+            ),
+            rule(
+                &["nvidia.com"],
+                &["dynamoworkermetadatas"],
+                &[
+                    "get", "list", "watch", "create", "update", "patch", "delete",
+                ],
+            ),
+        ]),
+    };
+    let binding = RoleBinding {
+        metadata: metadata(graph, format!("{account}-binding")),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: role_name,
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: account,
+            namespace: graph.namespace(),
+            ..Default::default()
+        }]),
+    };
+    (service_account, role, binding)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_owner_and_binding_match_upstream() {
+        let mut graph: DynamoGraphDeployment = dynamo_api::parse::from_yaml(
+            "apiVersion: nvidia.com/v1alpha1\nkind: DynamoGraphDeployment\nmetadata: {name: g, namespace: ns, uid: u1}\nspec: {}\n",
+        )
+        .unwrap();
+        graph.metadata.uid = Some("u1".into());
+        let (account, role, binding) = discovery_rbac(&graph);
+        assert_eq!(account.name_any(), "g-k8s-service-discovery");
+        assert_eq!(role.name_any(), "g-k8s-service-discovery-role");
+        assert_eq!(binding.name_any(), "g-k8s-service-discovery-binding");
+        assert_eq!(binding.role_ref.name, "g-k8s-service-discovery-role");
+        let subject = &binding.subjects.as_ref().unwrap()[0];
+        assert_eq!(
+            (subject.name.as_str(), subject.namespace.as_deref()),
+            ("g-k8s-service-discovery", Some("ns"))
+        );
+        for owners in [&account.metadata, &role.metadata, &binding.metadata]
+            .map(|m| m.owner_references.clone().unwrap())
+        {
+            assert_eq!(owners[0].uid, "u1");
+            assert_eq!(owners[0].controller, Some(true));
+        }
+        let rules = role.rules.unwrap();
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.resources.as_ref().unwrap()[0] == "endpointslices")
+        );
+    }
+}

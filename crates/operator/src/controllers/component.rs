@@ -1,0 +1,233 @@
+//! DynamoComponentDeployment: a Deployment, a Service and an Ingress, status from the
+//! Deployment.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dynamo_api::labels::{FINALIZER, label};
+use dynamo_api::v1alpha1::{
+    ComponentKind, DynamoComponentDeployment, DynamoComponentDeploymentStatus, ServiceReplicaStatus,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::status::condition;
+use super::{Context, Error};
+use crate::apply::{Change, owned_by};
+use crate::build::{pod, workload};
+
+const KIND: &str = "DynamoComponentDeployment";
+const RESYNC: Duration = Duration::from_secs(300);
+
+pub async fn reconcile(
+    component: Arc<DynamoComponentDeployment>,
+    context: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = component
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(component.name_any()))?;
+    let api: Api<DynamoComponentDeployment> = Api::namespaced(context.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, component, |event| async {
+        match event {
+            Event::Apply(component) => apply(&component, &namespace, &context).await,
+            Event::Cleanup(_) => Ok(Action::await_change()),
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let error_type = result.as_ref().err().map(Error::error_type);
+    context
+        .metrics
+        .record(KIND, &namespace, started, error_type);
+    result
+}
+
+/// Applies `desired` (or deletes our live object of that name when there is none desired).
+async fn sync_optional<K>(
+    context: &Context,
+    owner: &DynamoComponentDeployment,
+    api: &Api<K>,
+    name: &str,
+    desired: Option<K>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let live = api.get_opt(name).await?;
+    let kind = K::kind(&());
+    match desired {
+        Some(desired) => {
+            let (_, change) = context.applier.ensure(api, &desired, live.as_ref()).await?;
+            announce(context, owner, &kind, name, change).await;
+        }
+        None => {
+            let uid = owner.uid().unwrap_or_default();
+            if let Some(live) = live.filter(|live| owned_by(live, &uid)) {
+                context.applier.delete(api, &live).await?;
+                context
+                    .event(
+                        owner,
+                        false,
+                        &format!("Delete{kind}"),
+                        format!("Deleted {kind} {name}"),
+                    )
+                    .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn announce(
+    context: &Context,
+    owner: &DynamoComponentDeployment,
+    kind: &str,
+    name: &str,
+    change: Change,
+) {
+    let verb = match change {
+        Change::Unchanged => return,
+        Change::Created => "Create",
+        Change::Updated => "Update",
+    };
+    context
+        .event(
+            owner,
+            false,
+            &format!("{verb}{kind}"),
+            format!("{verb}d {kind} {name}"),
+        )
+        .await;
+}
+
+async fn apply(
+    component: &DynamoComponentDeployment,
+    namespace: &str,
+    context: &Context,
+) -> Result<Action, Error> {
+    let api: Api<DynamoComponentDeployment> = Api::namespaced(context.client.clone(), namespace);
+    let name = component.name_any();
+    let graph_name = component
+        .labels()
+        .get(label::GRAPH_DEPLOYMENT_NAME)
+        .cloned()
+        .unwrap_or_default();
+    let template = match pod::pod_template(component, &graph_name, &context.config) {
+        Ok(template) => template,
+        Err(e) => {
+            let message = e.to_string();
+            context
+                .event(component, true, "ReconcileFailed", message.clone())
+                .await;
+            let status = status_of(component, None, Some(("BuildFailed", message)));
+            context
+                .applier
+                .write_status(&api, &name, component.status.as_ref(), &status)
+                .await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    let deployments: Api<Deployment> = Api::namespaced(context.client.clone(), namespace);
+    let desired = workload::deployment(component, template);
+    let live = deployments.get_opt(&name).await?;
+    let (deployment, change) = context
+        .applier
+        .ensure(&deployments, &desired, live.as_ref())
+        .await?;
+    announce(context, component, "Deployment", &name, change).await;
+
+    let services: Api<Service> = Api::namespaced(context.client.clone(), namespace);
+    sync_optional(
+        context,
+        component,
+        &services,
+        &name,
+        workload::service(component, &context.config),
+    )
+    .await?;
+    let ingresses: Api<Ingress> = Api::namespaced(context.client.clone(), namespace);
+    sync_optional(
+        context,
+        component,
+        &ingresses,
+        &name,
+        workload::ingress(component, &context.config),
+    )
+    .await?;
+
+    let status = status_of(component, Some(&deployment), None);
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Available" && c.status == "True");
+    context
+        .applier
+        .write_status(&api, &name, component.status.as_ref(), &status)
+        .await?;
+    Ok(if ready {
+        Action::requeue(RESYNC)
+    } else {
+        Action::requeue(Duration::from_secs(60))
+    })
+}
+
+/// The component's status from its Deployment, or from a build failure.
+fn status_of(
+    component: &DynamoComponentDeployment,
+    deployment: Option<&Deployment>,
+    failure: Option<(&str, String)>,
+) -> DynamoComponentDeploymentStatus {
+    let generation = component.meta().generation;
+    let previous = component
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref());
+    let ready = deployment.is_some_and(workload::is_deployment_ready);
+    let (reason, message) = match (&failure, ready) {
+        (Some((reason, message)), _) => (*reason, message.clone()),
+        (None, true) => ("DeploymentReady", "Deployment is ready".to_owned()),
+        (None, false) => (
+            "DeploymentNotReady",
+            "Deployment is not ready yet".to_owned(),
+        ),
+    };
+    let service = deployment.map(|d| {
+        let status = d.status.clone().unwrap_or_default();
+        ServiceReplicaStatus {
+            component_kind: Some(ComponentKind::Deployment),
+            component_name: Some(d.name_any()),
+            component_names: None,
+            replicas: status.replicas.unwrap_or(0),
+            updated_replicas: status.updated_replicas.unwrap_or(0),
+            ready_replicas: Some(status.ready_replicas.unwrap_or(0)),
+            available_replicas: Some(status.available_replicas.unwrap_or(0)),
+        }
+    });
+    DynamoComponentDeploymentStatus {
+        observed_generation: generation,
+        conditions: Some(vec![condition(
+            previous,
+            "Available",
+            ready,
+            reason,
+            message,
+            generation,
+        )]),
+        pod_selector: Some(BTreeMap::from([(
+            label::SELECTOR.to_owned(),
+            component.name_any(),
+        )])),
+        service: service.or_else(|| component.status.as_ref().and_then(|s| s.service.clone())),
+    }
+}

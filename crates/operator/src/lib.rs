@@ -1,0 +1,7 @@
+//! dynamo-operator: the controllers (thin reconcilers), the pure builders of their child
+//! objects, declarative writes and metrics.
+
+pub mod apply;
+pub mod build;
+pub mod controllers;
+pub mod metrics;

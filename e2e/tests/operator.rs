@@ -1,0 +1,303 @@
+//! The controller-manager against the local control plane: graphs become components,
+//! Deployments, Services and Ingresses; kwok makes the pods Ready; status flows back up.
+
+use std::time::Duration;
+
+use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
+use dynamo_e2e::{Cluster, Running, TestNamespace, assert_success, wait_until};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The operator watching only `ns`, with its admin server on `port`.
+fn operator(ns: &TestNamespace, port: u16, run: &str) -> Running {
+    let address = format!("127.0.0.1:{port}");
+    Running::start(
+        "dynamo-operator",
+        &[
+            "--restrictedNamespace",
+            &ns.name,
+            "--health-probe-bind-address",
+            &address,
+            "--metrics-bind-address",
+            &format!("127.0.0.1:{}", port + 1),
+            "--ingress-controller-class-name",
+            "nginx",
+        ],
+        &Cluster::get().kubeconfig,
+        &format!("operator-{}-{run}", ns.name),
+    )
+}
+
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text))
+}
+
+/// `dynamo_operator_api_writes_total` from the operator's metrics.
+async fn writes(port: u16) -> u64 {
+    let (_, text) = get(port + 1, "/metrics").await.expect("metrics");
+    text.lines()
+        .find_map(|line| line.strip_prefix("dynamo_operator_api_writes_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("dynamo_operator_api_writes_total")
+}
+
+async fn wait_ready(port: u16) {
+    wait_until("operator ready", Duration::from_secs(30), || async {
+        matches!(get(port, "/readyz").await, Some((200, _))).then_some(())
+    })
+    .await;
+}
+
+async fn wait_state(ns: &TestNamespace, name: &str, state: &str) -> DynamoGraphDeployment {
+    let graphs: Api<DynamoGraphDeployment> = ns.api();
+    wait_until(
+        &format!("{name} {state}"),
+        Duration::from_secs(90),
+        || async {
+            let graph = graphs.get(name).await.ok()?;
+            let status = graph.status.as_ref()?;
+            let current = status.observed_generation == graph.metadata.generation;
+            (current && status.state.as_deref() == Some(state)).then_some(graph)
+        },
+    )
+    .await
+}
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(Cluster::get().repo.join("examples").join(name)).unwrap()
+}
+
+#[tokio::test]
+async fn a_graph_becomes_ready_and_its_children_follow_the_spec() {
+    Cluster::get().install_crds().await;
+    let ns = TestNamespace::new("operator").await;
+    let _operator = operator(&ns, 18090, "main");
+    assert_success(
+        "apply vllm-agg",
+        &ns.kubectl_apply(&example("vllm-agg.yaml")),
+    );
+
+    let graph = wait_state(&ns, "vllm-agg", "successful").await;
+    let ready = &graph.status.as_ref().unwrap().conditions.as_ref().unwrap()[0];
+    assert_eq!(
+        (ready.type_.as_str(), ready.status.as_str()),
+        ("Ready", "True")
+    );
+    assert_eq!(ready.reason, "all_resources_are_ready");
+    let services = graph.status.unwrap().services.unwrap();
+    assert_eq!(services["VllmDecodeWorker"].ready_replicas, Some(1));
+
+    let components: Api<DynamoComponentDeployment> = ns.api();
+    let worker = components.get("vllm-agg-vllmdecodeworker").await.unwrap();
+    assert_eq!(
+        worker.labels()["nvidia.com/dynamo-component"],
+        "VllmDecodeWorker"
+    );
+    assert_eq!(
+        worker.labels()["nvidia.com/dynamo-graph-deployment-name"],
+        "vllm-agg"
+    );
+    assert_eq!(
+        worker.spec.shared.dynamo_namespace.as_deref(),
+        Some(format!("{}-vllm-agg", ns.name).as_str())
+    );
+    assert!(
+        worker
+            .finalizers()
+            .iter()
+            .any(|f| f == "nvidia.com/finalizer")
+    );
+
+    let deployments: Api<Deployment> = ns.api();
+    let deployment = deployments.get("vllm-agg-vllmdecodeworker").await.unwrap();
+    let pod = deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let main = &pod.containers[0];
+    assert_eq!(main.name, "main");
+    let limits = main.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!(limits["nvidia.com/gpu"].0, "1");
+    let env: Vec<&str> = main.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    for name in [
+        "DYN_NAMESPACE",
+        "DYN_COMPONENT",
+        "DYN_PARENT_DGD_K8S_NAME",
+        "POD_NAME",
+        "POD_UID",
+    ] {
+        assert!(env.contains(&name), "{name} missing from {env:?}");
+    }
+    let services: Api<Service> = ns.api();
+    let frontend = services.get("vllm-agg-frontend").await.unwrap();
+    assert_eq!(frontend.spec.unwrap().ports.unwrap()[0].port, 8000);
+
+    // Scaling a service: the Deployment follows.
+    let patch = serde_json::json!({"spec": {"services": {"VllmDecodeWorker": {"replicas": 3}}}});
+    let graphs: Api<DynamoGraphDeployment> = ns.api();
+    graphs
+        .patch("vllm-agg", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_until("3 worker replicas", Duration::from_secs(60), || async {
+        let d = deployments.get("vllm-agg-vllmdecodeworker").await.ok()?;
+        (d.status?.ready_replicas? == 3).then_some(())
+    })
+    .await;
+    wait_state(&ns, "vllm-agg", "successful").await;
+
+    // A hand-edited Deployment is put back.
+    let edit = serde_json::json!({"spec": {"replicas": 1}});
+    deployments
+        .patch(
+            "vllm-agg-vllmdecodeworker",
+            &PatchParams::default(),
+            &Patch::Merge(&edit),
+        )
+        .await
+        .unwrap();
+    wait_until("edit reverted", Duration::from_secs(60), || async {
+        let d = deployments.get("vllm-agg-vllmdecodeworker").await.ok()?;
+        (d.spec?.replicas? == 3).then_some(())
+    })
+    .await;
+
+    // Removing a service removes its component and Deployment (no webhook in this test).
+    let remove = serde_json::json!({"spec": {"services": {"VllmDecodeWorker": null}}});
+    graphs
+        .patch("vllm-agg", &PatchParams::default(), &Patch::Merge(&remove))
+        .await
+        .unwrap();
+    wait_until("worker removed", Duration::from_secs(60), || async {
+        let gone = components
+            .get_opt("vllm-agg-vllmdecodeworker")
+            .await
+            .ok()?
+            .is_none()
+            && deployments
+                .get_opt("vllm-agg-vllmdecodeworker")
+                .await
+                .ok()?
+                .is_none();
+        gone.then_some(())
+    })
+    .await;
+
+    // Deleting the graph garbage-collects everything it created.
+    graphs
+        .delete("vllm-agg", &Default::default())
+        .await
+        .unwrap();
+    wait_until(
+        "graph and children gone",
+        Duration::from_secs(60),
+        || async {
+            let left = components
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .len()
+                + deployments
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .len()
+                + graphs.list(&ListParams::default()).await.ok()?.items.len();
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn restart_converges_without_writes_and_unsupported_or_incomplete_graphs_say_why() {
+    Cluster::get().install_crds().await;
+    let ns = TestNamespace::new("restart").await;
+    let mut first = operator(&ns, 18190, "first");
+    for file in [
+        "vllm-agg.yaml",
+        "sglang-agg.yaml",
+        "trtllm-multinode.yaml",
+        "vllm-disagg.yaml",
+    ] {
+        assert_success(file, &ns.kubectl_apply(&example(file)));
+    }
+    // Killed in the middle of its work, then started again.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    first.kill();
+    let _second = operator(&ns, 18190, "second");
+    wait_ready(18190).await;
+
+    wait_state(&ns, "vllm-agg", "successful").await;
+    wait_state(&ns, "sglang-agg", "successful").await;
+    let multinode = wait_state(&ns, "trtllm-multinode", "failed").await;
+    let message = &multinode.status.unwrap().conditions.unwrap()[0].message;
+    assert!(
+        message.contains("no multinode orchestrator available"),
+        "{message}"
+    );
+    assert!(message.contains("TrtllmWorker"), "{message}");
+
+    // The disaggregated graph creates its claim; the claim stays Pending (no provisioner),
+    // so its workers do too.
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    let claim = wait_until("model-cache claim", Duration::from_secs(30), || async {
+        claims.get_opt("model-cache").await.ok()?
+    })
+    .await;
+    assert_eq!(claim.owner_references()[0].name, "vllm-disagg");
+    wait_state(&ns, "vllm-disagg", "pending").await;
+
+    let ingresses: Api<Ingress> = ns.api();
+    let ingress = ingresses.get("sglang-agg-frontend").await.unwrap();
+    assert_eq!(
+        ingress.spec.unwrap().ingress_class_name.as_deref(),
+        Some("nginx")
+    );
+
+    // No duplicates after the crash: one component per service.
+    let components: Api<DynamoComponentDeployment> = ns.api();
+    let names: Vec<String> = components
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names, unique);
+    assert_eq!(names.len(), 2 + 2 + 3, "{names:?}");
+
+    // A fresh operator over a converged namespace writes nothing.
+    drop(_second);
+    let third = operator(&ns, 18290, "third");
+    wait_ready(18290).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let writes = writes(18290).await;
+    assert_eq!(
+        writes,
+        0,
+        "a converged namespace got {writes} writes:\n{}",
+        third.log_text()
+    );
+}
