@@ -168,6 +168,23 @@ fn data(secret: &Secret, key: &str) -> Vec<u8> {
 #[tokio::test]
 async fn first_run_writes_everything_and_second_run_writes_nothing() {
     let setup = setup("certgen", 4).await;
+    // A dry run says what it would do and does nothing.
+    let (dry, _) = setup.certgen(&["--dry-run"]);
+    assert_success("dry run", &dry);
+    let log = stderr(&dry);
+    assert!(log.contains("would write Secret"), "{log}");
+    assert!(log.contains("would patch caBundle in 4 webhooks"), "{log}");
+    assert!(
+        setup
+            .ns
+            .api::<Secret>()
+            .get_opt(SECRET)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(setup.bundles().await.iter().all(Option::is_none));
+
     let (first, first_time) = setup.certgen(&[]);
     assert_success("first certgen run", &first);
     let log = stderr(&first);
