@@ -182,15 +182,16 @@ pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>)
     .run(component::reconcile, error_policy, context.clone())
     .for_each(|_| async {});
 
-    tokio::spawn(signal_ready(graphs, components, ready));
+    tokio::spawn(signal_ready(graphs.clone(), components.clone(), ready));
+    tokio::spawn(count_resources(graphs, components, context.clone()));
     tokio::join!(graph_controller, component_controller);
 }
 
-async fn signal_ready(
-    graphs: Store<dynamo_api::v1alpha1::DynamoGraphDeployment>,
-    components: Store<dynamo_api::v1alpha1::DynamoComponentDeployment>,
-    ready: tokio::sync::watch::Sender<bool>,
-) {
+/// Whether both caches have synced (false if a cache's writer went away first).
+async fn synced(
+    graphs: &Store<dynamo_api::v1alpha1::DynamoGraphDeployment>,
+    components: &Store<dynamo_api::v1alpha1::DynamoComponentDeployment>,
+) -> bool {
     // The store's readiness signal wakes only its latest waiter (the controller also waits on
     // it), so look again every 200 ms instead of waiting once.
     let tick = Duration::from_millis(200);
@@ -198,11 +199,82 @@ async fn signal_ready(
         let graphs_ready = tokio::time::timeout(tick, graphs.wait_until_ready()).await;
         let components_ready = tokio::time::timeout(tick, components.wait_until_ready()).await;
         match (graphs_ready, components_ready) {
-            (Ok(Ok(())), Ok(Ok(()))) => break,
-            (Ok(Err(_)), _) | (_, Ok(Err(_))) => return,
+            (Ok(Ok(())), Ok(Ok(()))) => return true,
+            (Ok(Err(_)), _) | (_, Ok(Err(_))) => return false,
             _ => {}
         }
     }
-    tracing::info!("caches synced");
-    let _ = ready.send(true);
+}
+
+async fn signal_ready(
+    graphs: Store<dynamo_api::v1alpha1::DynamoGraphDeployment>,
+    components: Store<dynamo_api::v1alpha1::DynamoComponentDeployment>,
+    ready: tokio::sync::watch::Sender<bool>,
+) {
+    if synced(&graphs, &components).await {
+        tracing::info!("caches synced");
+        let _ = ready.send(true);
+    }
+}
+
+/// Every 30 s, `dynamo_operator_resources_total` from the caches (no API calls): graphs by
+/// `status.state` (`unknown` when unset), components by their `Available` condition.
+async fn count_resources(
+    graphs: Store<dynamo_api::v1alpha1::DynamoGraphDeployment>,
+    components: Store<dynamo_api::v1alpha1::DynamoComponentDeployment>,
+    context: Arc<Context>,
+) {
+    use crate::metrics::InventoryLabels;
+    if !synced(&graphs, &components).await {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let mut counts: std::collections::BTreeMap<(&'static str, String, String), i64> =
+            Default::default();
+        for graph in graphs.state() {
+            let state = graph
+                .status
+                .as_ref()
+                .and_then(|s| s.state.clone())
+                .unwrap_or_else(|| "unknown".into());
+            *counts
+                .entry((
+                    "DynamoGraphDeployment",
+                    graph.namespace().unwrap_or_default(),
+                    state,
+                ))
+                .or_default() += 1;
+        }
+        for component in components.state() {
+            let available = component
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Available" && c.status == "True")
+                });
+            let state = if available { "ready" } else { "not_ready" };
+            *counts
+                .entry((
+                    "DynamoComponentDeployment",
+                    component.namespace().unwrap_or_default(),
+                    state.into(),
+                ))
+                .or_default() += 1;
+        }
+        let gauge = &context.metrics.resources;
+        gauge.clear();
+        for ((resource_type, namespace, status), count) in counts {
+            gauge
+                .get_or_create(&InventoryLabels {
+                    resource_type,
+                    namespace,
+                    status,
+                })
+                .set(count);
+        }
+    }
 }
