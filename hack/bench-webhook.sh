@@ -29,8 +29,9 @@ path=/validate-nvidia-com-v1alpha1-dynamographdeployment
 
 start_server() { # name port: starts it pinned to core 0, prints its pid
   case $1 in
-    floor) taskset -c 0 target/release/examples/floor "127.0.0.1:$2" "$work" ;;
-    webhook) RUST_LOG=warn taskset -c 0 target/release/dynamo-webhook --listen "127.0.0.1:$2" \
+    # exec: the recorded PID must be the server's, not a subshell's.
+    floor) exec taskset -c 0 target/release/examples/floor "127.0.0.1:$2" "$work" ;;
+    webhook) RUST_LOG=warn exec taskset -c 0 target/release/dynamo-webhook --listen "127.0.0.1:$2" \
       --health-probe-bind-address "127.0.0.1:$(($2 + 1))" --cert-dir "$work" --restrictedNamespace bench ;;
   esac >"$work/$1.log" 2>&1 &
   echo $!

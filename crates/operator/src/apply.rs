@@ -71,7 +71,6 @@ impl Applier {
     ) -> kube::Result<(K, Change)>
     where
         K: Resource + Serialize + DeserializeOwned + Clone + Debug,
-        K::DynamicType: Default,
     {
         let desired_value = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
         if let Some(live) = live {

@@ -73,7 +73,7 @@ pub fn review(
             kind.name(),
             operation,
             started.elapsed().as_secs_f64(),
-            denial.as_deref(),
+            denial,
         );
     }
     response.into_review()
@@ -126,7 +126,11 @@ fn decide<K: Validated>(
     kind: Kind,
     body: &[u8],
     policy: &Policy,
-) -> (AdmissionResponse, Option<&'static str>, Option<String>) {
+) -> (
+    AdmissionResponse,
+    Option<&'static str>,
+    Option<&'static str>,
+) {
     let request: AdmissionRequest<K> = match parse_request(body) {
         Ok(request) => request,
         Err(Unreadable::Invalid(message)) => {
@@ -136,7 +140,7 @@ fn decide<K: Validated>(
             // The envelope is fine but the object does not fit the kind: tell the user where.
             let mut response = AdmissionResponse::invalid(&message);
             response.uid = uid;
-            return (response, None, Some("malformed_object".into()));
+            return (response, None, Some("malformed_object"));
         }
     };
     let operation = operation_name(&request.operation);
@@ -147,11 +151,7 @@ fn decide<K: Validated>(
             kind.name(),
             request.kind.kind
         );
-        return (
-            response.deny(message),
-            Some(operation),
-            Some("wrong_kind".into()),
-        );
+        return (response.deny(message), Some(operation), Some("wrong_kind"));
     }
     if !policy
         .scope
@@ -177,7 +177,7 @@ fn decide<K: Validated>(
             return (
                 AdmissionResponse::invalid(message),
                 Some(operation),
-                Some("malformed_review".into()),
+                Some("malformed_review"),
             );
         }
         (Operation::Delete | Operation::Connect, _, _) => Outcome::default(),
@@ -188,14 +188,11 @@ fn decide<K: Validated>(
     }
     match outcome.denial_reason() {
         None => (response, Some(operation), None),
-        Some(reason) => {
-            let reason = reason.to_owned();
-            (
-                response.deny(outcome.message()),
-                Some(operation),
-                Some(reason),
-            )
-        }
+        Some(reason) => (
+            response.deny(outcome.message()),
+            Some(operation),
+            Some(reason),
+        ),
     }
 }
 
@@ -207,13 +204,19 @@ enum Unreadable {
 }
 
 fn parse_request<K: Validated>(body: &[u8]) -> Result<AdmissionRequest<K>, Unreadable> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, AdmissionReview<K>>(&mut deserializer) {
+    // The fast path parses plainly; only a failure is parsed again to find the field at fault.
+    match serde_json::from_slice::<AdmissionReview<K>>(body) {
         Ok(review) => review
             .try_into()
             .map_err(|_| Unreadable::Invalid("the AdmissionReview has no request".into())),
-        Err(error) => {
-            let message = format!("{}: {}", error.path(), error.inner());
+        Err(plain) => {
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            let message = match serde_path_to_error::deserialize::<_, AdmissionReview<K>>(
+                &mut deserializer,
+            ) {
+                Err(error) => format!("{}: {}", error.path(), error.inner()),
+                Ok(_) => plain.to_string(),
+            };
             match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
                 Ok(AdmissionReview {
                     request: Some(request),

@@ -9,22 +9,22 @@ use prometheus_client::registry::{Registry, Unit};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
-    pub resource_type: String,
-    pub operation: String,
+    pub resource_type: &'static str,
+    pub operation: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
-    pub resource_type: String,
-    pub operation: String,
+    pub resource_type: &'static str,
+    pub operation: &'static str,
     pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DenialLabels {
-    pub resource_type: String,
-    pub operation: String,
-    pub reason: String,
+    pub resource_type: &'static str,
+    pub operation: &'static str,
+    pub reason: &'static str,
 }
 
 fn duration_histogram() -> Histogram {
@@ -78,22 +78,22 @@ impl Metrics {
     /// Records one answered review.
     pub fn observe(
         &self,
-        resource_type: &str,
-        operation: &str,
+        resource_type: &'static str,
+        operation: &'static str,
         seconds: f64,
-        denied: Option<&str>,
+        denied: Option<&'static str>,
     ) {
         let operation_labels = OperationLabels {
-            resource_type: resource_type.to_owned(),
-            operation: operation.to_owned(),
+            resource_type,
+            operation,
         };
         self.duration
             .get_or_create(&operation_labels)
             .observe(seconds);
         self.requests
             .get_or_create(&ResultLabels {
-                resource_type: resource_type.to_owned(),
-                operation: operation.to_owned(),
+                resource_type,
+                operation,
                 result: if denied.is_some() {
                     "denied"
                 } else {
@@ -104,9 +104,9 @@ impl Metrics {
         if let Some(reason) = denied {
             self.denials
                 .get_or_create(&DenialLabels {
-                    resource_type: resource_type.to_owned(),
-                    operation: operation.to_owned(),
-                    reason: reason.to_owned(),
+                    resource_type,
+                    operation,
+                    reason,
                 })
                 .inc();
         }

@@ -13,6 +13,7 @@ use dynamo_api::v1alpha1::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
@@ -165,6 +166,10 @@ async fn apply(
     )
     .await?;
 
+    if component.spec.shared.component_type.as_deref() == Some("frontend") {
+        sync_virtual_service(context, component, namespace).await?;
+    }
+
     let status = status_of(component, Some(&deployment), None);
     let ready = status
         .conditions
@@ -180,6 +185,46 @@ async fn apply(
     } else {
         Action::requeue(Duration::from_secs(60))
     })
+}
+
+/// The frontend's Istio VirtualService: applied when wanted, deleted (if ours) when not. Looked
+/// up only for frontends; without Istio installed the lookup is a 404 and nothing happens.
+async fn sync_virtual_service(
+    context: &Context,
+    component: &DynamoComponentDeployment,
+    namespace: &str,
+) -> Result<(), Error> {
+    let resource = workload::virtual_service_resource();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(context.client.clone(), namespace, &resource);
+    let name = component.name_any();
+    let desired = workload::virtual_service(component, &context.config);
+    let live = match api.get_opt(&name).await {
+        Ok(live) => live,
+        // No VirtualService API (Istio not installed) and nothing wanted: nothing to do.
+        Err(kube::Error::Api(status)) if status.code == 404 && desired.is_none() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    match desired {
+        Some(desired) => {
+            let (_, change) = context
+                .applier
+                .ensure(&api, &desired, live.as_ref())
+                .await?;
+            announce(context, component, "VirtualService", &name, change).await;
+        }
+        None => {
+            let uid = component.uid().unwrap_or_default();
+            if let Some(live) = live.filter(|live| owned_by(live, &uid)) {
+                context.applier.delete(&api, &live).await?;
+                let note = format!("Deleted VirtualService {name}");
+                context
+                    .event(component, false, "DeleteVirtualService", note)
+                    .await;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The component's status from its Deployment, or from a build failure.
