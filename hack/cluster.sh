@@ -352,11 +352,15 @@ do_up() {
     --controllers="${DYNAMO_E2E_KCM_CONTROLLERS:-*}" --use-service-account-credentials=true \
     --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
     --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR"
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --kube-api-qps=300 --kube-api-burst=600 --concurrent-deployment-syncs=10 --concurrent-replicaset-syncs=10
+  # The default client rate limits (20 qps) make a few hundred Deployments take minutes; a
+  # test cluster on loopback can take far more.
   start kube-scheduler kube-scheduler \
     --kubeconfig="$state/scheduler.kubeconfig" \
     --authentication-kubeconfig="$state/scheduler.kubeconfig" --authorization-kubeconfig="$state/scheduler.kubeconfig" \
-    --bind-address=127.0.0.1 --secure-port="$P_SCHED" --leader-elect=false
+    --bind-address=127.0.0.1 --secure-port="$P_SCHED" --leader-elect=false \
+    --kube-api-qps=300 --kube-api-burst=600
 
   # kwok config: the default "fast" stages shipped with kwok (copied by k8s-bins.sh).
   local f first=1

@@ -288,7 +288,17 @@ async fn restart_converges_without_writes_and_unsupported_or_incomplete_graphs_s
     assert_eq!(names, unique);
     assert_eq!(names.len(), 2 + 2 + 3, "{names:?}");
 
-    // A fresh operator over a converged namespace writes nothing.
+    // Let the second operator settle (no write for 3 s), then a fresh operator over the
+    // converged namespace must write nothing.
+    let mut last = writes(18190).await;
+    let mut quiet_since = std::time::Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = writes(18190).await;
+        if now != last {
+            (last, quiet_since) = (now, std::time::Instant::now());
+        }
+    }
     drop(_second);
     let third = operator(&ns, 18290, "third");
     wait_ready(18290).await;

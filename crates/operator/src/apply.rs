@@ -80,6 +80,8 @@ impl Applier {
             }
         }
         let name = desired.name_any();
+        let kind = desired_value["kind"].as_str().unwrap_or_default();
+        tracing::info!(%kind, %name, created = live.is_none(), "applying");
         self.writes.inc();
         let applied = api
             .patch(
@@ -131,6 +133,7 @@ impl Applier {
         if current == Some(status) {
             return Ok(false);
         }
+        tracing::info!(%name, "writing status");
         self.writes.inc();
         let patch = serde_json::json!({ "status": status });
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -32,6 +32,9 @@ pub async fn reconcile(
     component: Arc<DynamoComponentDeployment>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
+    if let Some(later) = context.not_synced() {
+        return Ok(later);
+    }
     let started = Instant::now();
     let namespace = component
         .namespace()
@@ -52,18 +55,18 @@ pub async fn reconcile(
     result
 }
 
-/// Applies `desired` (or deletes our live object of that name when there is none desired).
+/// Applies `desired` (or deletes our `live` object of that name when none is desired).
 async fn sync_optional<K>(
     context: &Context,
     owner: &DynamoComponentDeployment,
     api: &Api<K>,
     name: &str,
+    live: Option<K>,
     desired: Option<K>,
 ) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
-    let live = api.get_opt(name).await?;
     let kind = K::kind(&());
     match desired {
         Some(desired) => {
@@ -140,7 +143,7 @@ async fn apply(
 
     let deployments: Api<Deployment> = Api::namespaced(context.client.clone(), namespace);
     let desired = workload::deployment(component, template);
-    let live = deployments.get_opt(&name).await?;
+    let live = Context::cached(&context.caches.deployments, namespace, &name);
     let (deployment, change) = context
         .applier
         .ensure(&deployments, &desired, live.as_ref())
@@ -153,6 +156,7 @@ async fn apply(
         component,
         &services,
         &name,
+        Context::cached(&context.caches.services, namespace, &name),
         workload::service(component, &context.config),
     )
     .await?;
@@ -162,6 +166,7 @@ async fn apply(
         component,
         &ingresses,
         &name,
+        Context::cached(&context.caches.ingresses, namespace, &name),
         workload::ingress(component, &context.config),
     )
     .await?;
@@ -199,6 +204,14 @@ async fn sync_virtual_service(
         Api::namespaced_with(context.client.clone(), namespace, &resource);
     let name = component.name_any();
     let desired = workload::virtual_service(component, &context.config);
+    let mentioned =
+        component.spec.shared.ingress.as_ref().is_some_and(|i| {
+            i.use_virtual_service.is_some() || i.virtual_service_gateway.is_some()
+        });
+    if desired.is_none() && context.config.virtual_service_gateway().is_none() && !mentioned {
+        // No VirtualService was ever wanted for this component: nothing to look up.
+        return Ok(());
+    }
     let live = match api.get_opt(&name).await {
         Ok(live) => live,
         // No VirtualService API (Istio not installed) and nothing wanted: nothing to do.

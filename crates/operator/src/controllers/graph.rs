@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimSpec, ServiceAccount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
@@ -34,6 +34,9 @@ pub async fn reconcile(
     graph: Arc<DynamoGraphDeployment>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
+    if let Some(later) = context.not_synced() {
+        return Ok(later);
+    }
     let started = Instant::now();
     let namespace = graph
         .namespace()
@@ -105,14 +108,14 @@ async fn apply(
     let components: Api<DynamoComponentDeployment> =
         Api::namespaced(context.client.clone(), namespace);
     let uid = graph.uid().unwrap_or_default();
-    let selector = format!("{}={}", label::GRAPH_DEPLOYMENT_NAME, graph.name_any());
-    let mut existing: BTreeMap<String, DynamoComponentDeployment> = components
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
+    // The component controller's cache: every component in scope, without API calls.
+    let mut existing: BTreeMap<String, DynamoComponentDeployment> = context
+        .caches
+        .components
+        .state()
         .into_iter()
-        .filter(|c| owned_by(c, &uid))
-        .map(|c| (c.name_any(), c))
+        .filter(|c| c.namespace().as_deref() == Some(namespace) && owned_by(c.as_ref(), &uid))
+        .map(|c| (c.name_any(), (*c).clone()))
         .collect();
 
     let mut applied = Vec::with_capacity(desired.len());

@@ -6,13 +6,19 @@ mod status;
 
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{Controller, WatchStreamExt, controller::Action};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -21,6 +27,24 @@ use serde::de::DeserializeOwned;
 use crate::apply::Applier;
 use crate::build::config::OperatorConfig;
 use crate::metrics::{self, Metrics};
+
+/// Watch caches of the objects the controllers read, so a reconcile reads memory, not the API.
+pub struct Caches {
+    pub components: Store<DynamoComponentDeployment>,
+    pub deployments: Store<Deployment>,
+    pub services: Store<Service>,
+    pub ingresses: Store<Ingress>,
+    /// Set once every cache has synced; until then reconciles wait (a cold cache would
+    /// look like missing children and cause needless writes).
+    pub synced: AtomicBool,
+}
+
+struct Writers {
+    components: Writer<DynamoComponentDeployment>,
+    deployments: Writer<Deployment>,
+    services: Writer<Service>,
+    ingresses: Writer<Ingress>,
+}
 
 /// Everything a reconcile needs.
 pub struct Context {
@@ -31,6 +55,8 @@ pub struct Context {
     pub applier: Applier,
     pub recorder: Recorder,
     pub metrics: Metrics,
+    pub caches: Caches,
+    writers: Mutex<Option<Writers>>,
 }
 
 impl Context {
@@ -40,6 +66,10 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         let metrics = Metrics::default();
+        let (components, components_writer) = reflector::store();
+        let (deployments, deployments_writer) = reflector::store();
+        let (services, services_writer) = reflector::store();
+        let (ingresses, ingresses_writer) = reflector::store();
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -47,7 +77,31 @@ impl Context {
             namespace,
             applier: Applier::new(metrics.writes.clone()),
             metrics,
+            caches: Caches {
+                components,
+                deployments,
+                services,
+                ingresses,
+                synced: AtomicBool::new(false),
+            },
+            writers: Mutex::new(Some(Writers {
+                components: components_writer,
+                deployments: deployments_writer,
+                services: services_writer,
+                ingresses: ingresses_writer,
+            })),
         }
+    }
+
+    /// The cached object `name` in `namespace`, if any.
+    pub fn cached<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<K>
+    where
+        K: Resource + Clone,
+        K::DynamicType: Eq + Hash + Clone + Default,
+    {
+        store
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|object| (*object).clone())
     }
 
     /// An API for `K` in the watched scope: one namespace, or all of them.
@@ -114,6 +168,15 @@ impl Error {
     }
 }
 
+impl Context {
+    /// Until every cache has synced, reconciles come back later instead of acting on a cold
+    /// cache.
+    pub fn not_synced(&self) -> Option<Action> {
+        (!self.caches.synced.load(Ordering::Acquire))
+            .then(|| Action::requeue(Duration::from_millis(500)))
+    }
+}
+
 /// Retry with growing delay is left to the controller's backoff; this only spaces retries.
 fn error_policy<K: ResourceExt>(object: Arc<K>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(object = %object.name_any(), namespace = ?object.namespace(), "reconcile failed: {error}");
@@ -124,14 +187,14 @@ fn error_policy<K: ResourceExt>(object: Arc<K>, error: &Error, _: Arc<Context>) 
 /// last-applied annotation, in small pages.
 fn lean_stream<K>(
     api: Api<K>,
-    writer: reflector::store::Writer<K>,
+    config: watcher::Config,
+    writer: Writer<K>,
 ) -> impl Stream<Item = Result<K, watcher::Error>>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Default,
 {
-    let config = watcher::Config::default().page_size(100).any_semantic();
-    watcher(api, config)
+    watcher(api, config.page_size(100).any_semantic())
         .default_backoff()
         .modify(|object| {
             object.managed_fields_mut().clear();
@@ -143,75 +206,94 @@ where
         .applied_objects()
 }
 
-/// Runs both controllers until a shutdown signal; `ready` turns true once both caches synced.
-pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>) {
-    use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
-    use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::Service;
-    use k8s_openapi::api::networking::v1::Ingress;
+/// Bounded parallel reconciles (memory stays flat with many objects) and a short debounce, so
+/// a burst of child status updates turns into one reconcile of the parent.
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default()
+        .concurrency(16)
+        .debounce(Duration::from_millis(200))
+}
 
-    let owned_config = watcher::Config::default()
-        .labels(dynamo_api::labels::label::GRAPH_DEPLOYMENT_NAME)
-        .page_size(100);
+/// Runs both controllers until a shutdown signal; `ready` turns true once every cache synced.
+pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>) {
+    let writers = context
+        .writers
+        .lock()
+        .unwrap()
+        .take()
+        .expect("controllers run once per context");
+    let all = watcher::Config::default;
+    // Children carry the graph label; nothing else needs watching.
+    let owned =
+        || watcher::Config::default().labels(dynamo_api::labels::label::GRAPH_DEPLOYMENT_NAME);
 
     let (graphs, graph_writer) = reflector::store::<DynamoGraphDeployment>();
     let graph_controller = Controller::for_stream(
-        lean_stream(context.scoped::<DynamoGraphDeployment>(), graph_writer),
+        lean_stream(context.scoped(), all(), graph_writer),
         graphs.clone(),
     )
-    .owns(
-        context.scoped::<DynamoComponentDeployment>(),
-        owned_config.clone(),
+    .owns_stream(
+        watcher(context.scoped::<DynamoComponentDeployment>(), owned())
+            .default_backoff()
+            .touched_objects(),
     )
+    .with_config(controller_config())
     .shutdown_on_signal()
     .run(graph::reconcile, error_policy, context.clone())
     .for_each(|_| async {});
 
-    let (components, component_writer) = reflector::store::<DynamoComponentDeployment>();
+    let components = context.caches.components.clone();
     let component_controller = Controller::for_stream(
-        lean_stream(
-            context.scoped::<DynamoComponentDeployment>(),
-            component_writer,
-        ),
+        lean_stream(context.scoped(), all(), writers.components),
         components.clone(),
     )
-    .owns(context.scoped::<Deployment>(), owned_config.clone())
-    .owns(context.scoped::<Service>(), owned_config.clone())
-    .owns(context.scoped::<Ingress>(), owned_config)
+    .owns_stream(lean_stream(context.scoped(), owned(), writers.deployments))
+    .owns_stream(lean_stream(context.scoped(), owned(), writers.services))
+    .owns_stream(lean_stream(context.scoped(), owned(), writers.ingresses))
+    .with_config(controller_config())
     .shutdown_on_signal()
     .run(component::reconcile, error_policy, context.clone())
     .for_each(|_| async {});
 
-    tokio::spawn(signal_ready(graphs.clone(), components.clone(), ready));
+    tokio::spawn(signal_ready(graphs.clone(), context.clone(), ready));
     tokio::spawn(count_resources(graphs, components, context.clone()));
     tokio::join!(graph_controller, component_controller);
 }
 
-/// Whether both caches have synced (false if a cache's writer went away first).
-async fn synced(
-    graphs: &Store<dynamo_api::v1alpha1::DynamoGraphDeployment>,
-    components: &Store<dynamo_api::v1alpha1::DynamoComponentDeployment>,
-) -> bool {
+/// Waits until `store` has synced; false if its writer went away first.
+async fn store_synced<K>(store: &Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
     // The store's readiness signal wakes only its latest waiter (the controller also waits on
     // it), so look again every 200 ms instead of waiting once.
-    let tick = Duration::from_millis(200);
     loop {
-        let graphs_ready = tokio::time::timeout(tick, graphs.wait_until_ready()).await;
-        let components_ready = tokio::time::timeout(tick, components.wait_until_ready()).await;
-        match (graphs_ready, components_ready) {
-            (Ok(Ok(())), Ok(Ok(()))) => return true,
-            (Ok(Err(_)), _) | (_, Ok(Err(_))) => return false,
-            _ => {}
+        match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => {}
         }
     }
 }
 
+/// Waits until the graph cache and every cache in `context` have synced.
+async fn synced(graphs: &Store<DynamoGraphDeployment>, context: &Context) -> bool {
+    let caches = &context.caches;
+    store_synced(graphs).await
+        && store_synced(&caches.components).await
+        && store_synced(&caches.deployments).await
+        && store_synced(&caches.services).await
+        && store_synced(&caches.ingresses).await
+}
+
 async fn signal_ready(
-    graphs: Store<dynamo_api::v1alpha1::DynamoGraphDeployment>,
-    components: Store<dynamo_api::v1alpha1::DynamoComponentDeployment>,
+    graphs: Store<DynamoGraphDeployment>,
+    context: Arc<Context>,
     ready: tokio::sync::watch::Sender<bool>,
 ) {
-    if synced(&graphs, &components).await {
+    if synced(&graphs, &context).await {
+        context.caches.synced.store(true, Ordering::Release);
         tracing::info!("caches synced");
         let _ = ready.send(true);
     }
@@ -220,12 +302,12 @@ async fn signal_ready(
 /// Every 30 s, `dynamo_operator_resources_total` from the caches (no API calls): graphs by
 /// `status.state` (`unknown` when unset), components by their `Available` condition.
 async fn count_resources(
-    graphs: Store<dynamo_api::v1alpha1::DynamoGraphDeployment>,
-    components: Store<dynamo_api::v1alpha1::DynamoComponentDeployment>,
+    graphs: Store<DynamoGraphDeployment>,
+    components: Store<DynamoComponentDeployment>,
     context: Arc<Context>,
 ) {
     use crate::metrics::InventoryLabels;
-    if !synced(&graphs, &components).await {
+    if !synced(&graphs, &context).await {
         return;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(30));
