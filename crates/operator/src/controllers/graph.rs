@@ -101,13 +101,18 @@ async fn apply(
     let discovery = context
         .config
         .effective_discovery_backend(graph.metadata.annotations.as_ref());
-    if discovery == DiscoveryBackend::Kubernetes {
-        ensure_discovery_identity(graph, namespace, context).await?;
+    let uid = graph.uid().unwrap_or_default();
+    if discovery == DiscoveryBackend::Kubernetes
+        && !context.identity_recent(&uid)
+        && let Err(e) = ensure_discovery_identity(graph, namespace, context).await
+    {
+        // Not ensured after all: look again next time.
+        context.identities.lock().unwrap().remove(&uid);
+        return Err(e);
     }
 
     let components: Api<DynamoComponentDeployment> =
         Api::namespaced(context.client.clone(), namespace);
-    let uid = graph.uid().unwrap_or_default();
     // The component controller's cache: every component in scope, without API calls.
     let mut existing: BTreeMap<String, DynamoComponentDeployment> = context
         .caches

@@ -57,7 +57,12 @@ pub struct Context {
     pub metrics: Metrics,
     pub caches: Caches,
     writers: Mutex<Option<Writers>>,
+    pub(crate) identities: Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// How long an ensured discovery identity is trusted before it is checked again (a
+/// hand-deleted ServiceAccount comes back within this time, on the next reconcile).
+const IDENTITY_TTL: Duration = Duration::from_secs(60);
 
 impl Context {
     pub fn new(client: Client, config: OperatorConfig, namespace: Option<String>) -> Self {
@@ -84,6 +89,7 @@ impl Context {
                 ingresses,
                 synced: AtomicBool::new(false),
             },
+            identities: Mutex::default(),
             writers: Mutex::new(Some(Writers {
                 components: components_writer,
                 deployments: deployments_writer,
@@ -135,9 +141,30 @@ impl Context {
             action: reason.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::debug!("publishing event {reason}: {e}");
+        // Published in the background: an event is a record, not part of the reconcile, and
+        // must not hold a reconcile slot while the API server is busy.
+        let recorder = self.recorder.clone();
+        let reference = object.object_ref(&());
+        let reason = reason.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::debug!("publishing event {reason}: {e}");
+            }
+        });
+    }
+
+    /// Whether the discovery identity of graph `uid` was ensured within the last minute; a
+    /// graph is reconciled on every child status change, and its ServiceAccount, Role and
+    /// RoleBinding need not be read each time. Marks it ensured when it returns false.
+    pub fn identity_recent(&self, uid: &str) -> bool {
+        let mut seen = self.identities.lock().unwrap();
+        let now = std::time::Instant::now();
+        seen.retain(|_, at| now.duration_since(*at) < IDENTITY_TTL);
+        if seen.contains_key(uid) {
+            return true;
         }
+        seen.insert(uid.to_owned(), now);
+        false
     }
 }
 
@@ -206,11 +233,13 @@ where
         .applied_objects()
 }
 
-/// Bounded parallel reconciles (memory stays flat with many objects) and a short debounce, so
-/// a burst of child status updates turns into one reconcile of the parent.
+/// Bounded parallel reconciles (memory stays flat with many objects; API latency, not CPU,
+/// limits a reconcile, so 64 run at once) and a short debounce, so
+/// a burst of child status updates (a new Deployment changes its status several times within
+/// a second) turns into one reconcile and one status write of the parent.
 fn controller_config() -> kube::runtime::controller::Config {
     kube::runtime::controller::Config::default()
-        .concurrency(16)
+        .concurrency(64)
         .debounce(Duration::from_millis(200))
 }
 
