@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dynamo_api::labels::{FINALIZER, label};
+use dynamo_api::labels::label;
 use dynamo_api::v1alpha1::{
     ComponentKind, DynamoComponentDeployment, DynamoComponentDeploymentStatus, ServiceReplicaStatus,
 };
@@ -15,13 +15,12 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::status::condition;
-use super::{Context, Error};
+use super::{Context, Error, reconcile_with_finalizer};
 use crate::apply::{Change, owned_by};
 use crate::build::{pod, workload};
 
@@ -32,27 +31,14 @@ pub async fn reconcile(
     component: Arc<DynamoComponentDeployment>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
-    if let Some(later) = context.not_synced() {
-        return Ok(later);
-    }
-    let started = Instant::now();
-    let namespace = component
-        .namespace()
-        .ok_or_else(|| Error::NoNamespace(component.name_any()))?;
-    let api: Api<DynamoComponentDeployment> = Api::namespaced(context.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, component, |event| async {
-        match event {
-            Event::Apply(component) => apply(&component, &namespace, &context).await,
-            Event::Cleanup(_) => Ok(Action::await_change()),
-        }
-    })
+    let shared = context.clone();
+    reconcile_with_finalizer(
+        component,
+        &context,
+        KIND,
+        |component, namespace| async move { apply(&component, &namespace, &shared).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    let error_type = result.as_ref().err().map(Error::error_type);
-    context
-        .metrics
-        .record(KIND, &namespace, started, error_type);
-    result
 }
 
 /// Applies `desired` (or deletes our `live` object of that name when none is desired).

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dynamo_api::labels::{FINALIZER, label};
+use dynamo_api::labels::label;
 use dynamo_api::v1alpha1::{
     DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentStatus,
     ServiceReplicaStatus,
@@ -16,11 +16,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 
 use super::status::condition;
-use super::{Context, Error};
+use super::{Context, Error, reconcile_with_finalizer};
 use crate::apply::{Change, owned_by};
 use crate::build::config::DiscoveryBackend;
 use crate::build::graph::desired_components;
@@ -34,28 +33,11 @@ pub async fn reconcile(
     graph: Arc<DynamoGraphDeployment>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
-    if let Some(later) = context.not_synced() {
-        return Ok(later);
-    }
-    let started = Instant::now();
-    let namespace = graph
-        .namespace()
-        .ok_or_else(|| Error::NoNamespace(graph.name_any()))?;
-    let api: Api<DynamoGraphDeployment> = Api::namespaced(context.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, graph, |event| async {
-        match event {
-            Event::Apply(graph) => apply(&graph, &namespace, &context).await,
-            // Children carry owner references: the garbage collector removes them.
-            Event::Cleanup(_) => Ok(Action::await_change()),
-        }
+    let shared = context.clone();
+    reconcile_with_finalizer(graph, &context, KIND, |graph, namespace| async move {
+        apply(&graph, &namespace, &shared).await
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    let error_type = result.as_ref().err().map(Error::error_type);
-    context
-        .metrics
-        .record(KIND, &namespace, started, error_type);
-    result
 }
 
 async fn apply(

@@ -204,6 +204,54 @@ impl Context {
     }
 }
 
+/// What every reconcile shares: wait for the caches, keep the `nvidia.com/finalizer`, record
+/// the reconcile metrics. `apply` does the kind's work with the object and its namespace;
+/// deletion needs no work because every child carries an owner reference.
+pub(crate) async fn reconcile_with_finalizer<K, F, Fut>(
+    object: Arc<K>,
+    context: &Context,
+    kind: &'static str,
+    apply: F,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + Debug,
+    F: FnOnce(Arc<K>, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
+{
+    if let Some(later) = context.not_synced() {
+        return Ok(later);
+    }
+    let started = std::time::Instant::now();
+    let namespace = object
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(object.name_any()))?;
+    let api: Api<K> = Api::namespaced(context.client.clone(), &namespace);
+    let result = kube::runtime::finalizer::finalizer(
+        &api,
+        dynamo_api::labels::FINALIZER,
+        object,
+        |event| async {
+            match event {
+                kube::runtime::finalizer::Event::Apply(object) => {
+                    apply(object, namespace.clone()).await
+                }
+                kube::runtime::finalizer::Event::Cleanup(_) => Ok(Action::await_change()),
+            }
+        },
+    )
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let error_type = result.as_ref().err().map(Error::error_type);
+    context
+        .metrics
+        .record(kind, &namespace, started, error_type);
+    result
+}
+
 /// Retry with growing delay is left to the controller's backoff; this only spaces retries.
 fn error_policy<K: ResourceExt>(object: Arc<K>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(object = %object.name_any(), namespace = ?object.namespace(), "reconcile failed: {error}");
