@@ -230,6 +230,21 @@ async fn routes_content_types_and_limits() {
         413
     );
 
+    // A review of another kind on the graph path is refused, not validated as a graph.
+    let model = json!({"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoModel",
+        "metadata": {"name": "m", "namespace": "team-a"}, "spec": {"modelName": "a", "baseModelName": "b"}});
+    let body = review("CREATE", model, None, "team-a");
+    let (_, answer) = request(&server, &client, GRAPH, "application/json", &body)
+        .await
+        .unwrap();
+    let answer = response(&answer);
+    assert_eq!(answer["allowed"], false, "{answer}");
+    let message = answer["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("validates DynamoGraphDeployment, not DynamoModel"),
+        "{message}"
+    );
+
     let (status, body) = request(&server, &client, GRAPH, "application/json", b"{not json")
         .await
         .unwrap();
