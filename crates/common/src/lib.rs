@@ -2,6 +2,7 @@
 //! readiness, metrics) and shutdown signals.
 
 pub mod admin;
+pub mod leader;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal.
 pub fn init_logging() {

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use dynamo_common::leader::{self, Elector, Timing};
 use dynamo_operator::build::config::{DiscoveryBackend, OperatorConfig};
 use dynamo_operator::controllers::{self, Context};
+use std::time::Duration;
 
 /// Reconciles Dynamo custom resources (nvidia.com/v1alpha1) into Kubernetes workloads.
 ///
@@ -20,16 +22,25 @@ struct Args {
     /// Address the /healthz and /readyz endpoints bind to.
     #[arg(long, default_value = ":8081")]
     health_probe_bind_address: String,
-    /// Elect a leader so only one replica reconciles. Run a single replica for now:
-    /// leader election is not part of this build and the flag is accepted for compatibility.
+    /// Elect a leader so only one replica reconciles; the others wait as standbys.
     #[arg(long)]
     leader_elect: bool,
     /// Name of the leader election Lease.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "dynamo.nvidia.com")]
     leader_election_id: String,
-    /// Namespace of the leader election Lease.
+    /// Namespace of the leader election Lease (default: the restricted namespace, else
+    /// kube-system).
     #[arg(long, default_value = "")]
     leader_election_namespace: String,
+    /// How long a leader's lease stays valid without renewal, in seconds.
+    #[arg(long, default_value_t = 15)]
+    leader_election_lease_duration: u64,
+    /// A leader that could not renew within this many seconds stops (before its lease expires).
+    #[arg(long, default_value_t = 10)]
+    leader_election_renew_deadline: u64,
+    /// Seconds between leader election rounds.
+    #[arg(long, default_value_t = 2)]
+    leader_election_retry_period: u64,
     /// Accepted for compatibility: validation runs in the separate dynamo-webhook.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     enable_webhooks: bool,
@@ -96,15 +107,17 @@ impl Args {
     }
 }
 
-/// Readiness (caches synced) and metrics for the admin servers.
+/// Readiness and metrics for the admin servers. A standby waiting for leadership is ready (it
+/// is healthy and must not block a rollout); a leader is ready once its caches synced.
 struct Probes {
     ready: tokio::sync::watch::Receiver<bool>,
+    standby: Arc<std::sync::atomic::AtomicBool>,
     context: Arc<Context>,
 }
 
 impl dynamo_common::admin::Probes for Probes {
     fn ready(&self) -> Result<(), String> {
-        if *self.ready.borrow() {
+        if *self.ready.borrow() || self.standby.load(std::sync::atomic::Ordering::Relaxed) {
             Ok(())
         } else {
             Err("caches not synced yet".into())
@@ -120,17 +133,20 @@ impl dynamo_common::admin::Probes for Probes {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     dynamo_common::init_logging();
-    if args.leader_elect {
-        tracing::warn!("--leader-elect is accepted but not implemented: run one replica");
-    }
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
     let namespace = Some(args.restricted_namespace.clone()).filter(|n| !n.is_empty());
-    let context = Arc::new(Context::new(client, args.config(), namespace));
+    let context = Arc::new(Context::new(
+        client.clone(),
+        args.config(),
+        namespace.clone(),
+    ));
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+    let standby = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let probes: Arc<dyn dynamo_common::admin::Probes> = Arc::new(Probes {
         ready: ready_rx,
+        standby: standby.clone(),
         context: context.clone(),
     });
 
@@ -146,8 +162,52 @@ async fn main() -> anyhow::Result<()> {
             stopped.clone(),
         ));
     }
+    let elector = args.leader_elect.then(|| {
+        let lease_namespace = Some(args.leader_election_namespace.clone())
+            .filter(|n| !n.is_empty())
+            .or(namespace)
+            .unwrap_or_else(|| "kube-system".into());
+        let timing = Timing {
+            lease_duration: Duration::from_secs(args.leader_election_lease_duration),
+            renew_deadline: Duration::from_secs(args.leader_election_renew_deadline),
+            retry_period: Duration::from_secs(args.leader_election_retry_period),
+        };
+        Arc::new(Elector::new(
+            client,
+            &lease_namespace,
+            &args.leader_election_id,
+            leader::identity(),
+            timing,
+        ))
+    });
+    let mut keeper = None;
+    if let Some(elector) = &elector {
+        standby.store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = dynamo_common::shutdown_signal() => {
+                tracing::info!("stopped while waiting for leadership");
+                return Ok(());
+            }
+        }
+        standby.store(false, std::sync::atomic::Ordering::Relaxed);
+        let renewing = elector.clone();
+        keeper = Some(tokio::spawn(async move {
+            // Exit rather than risk a second writer once the lease may be someone else's.
+            let lost = renewing.keep().await;
+            tracing::error!("{lost}");
+            std::process::exit(1);
+        }));
+    }
     tracing::info!(version = %args.operator_version, namespace = ?context.namespace, "starting controllers");
     controllers::run(context, ready_tx).await;
+    if let Some(elector) = &elector {
+        // Stop renewing first, or the renewal loop would take the released lease back.
+        if let Some(keeper) = keeper {
+            keeper.abort();
+        }
+        elector.release().await;
+    }
     let _ = stop.send(true);
     tracing::info!("stopped");
     Ok(())

@@ -1,0 +1,101 @@
+//! Leader election between controller-manager processes: one leader reconciles, a standby
+//! takes over when the leader stops (gracefully: about the retry period; crashed: after the
+//! lease expires).
+
+use std::time::{Duration, Instant};
+
+use dynamo_e2e::{Cluster, Running, TestNamespace, assert_success, wait_until};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+
+const LEASE: &str = "dynamo.nvidia.com";
+
+fn candidate(ns: &TestNamespace, port: u16, name: &str) -> Running {
+    Running::start(
+        "dynamo-operator",
+        &[
+            "--restrictedNamespace",
+            &ns.name,
+            "--leader-elect",
+            "--health-probe-bind-address",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-bind-address",
+            &format!("127.0.0.1:{}", port + 1),
+        ],
+        &Cluster::get().kubeconfig,
+        &format!("leader-{}-{name}", ns.name),
+    )
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases.get_opt(LEASE).await.ok()??.spec?.holder_identity
+}
+
+async fn wait_holder(leases: &Api<Lease>, process: &Running, within: Duration) -> Duration {
+    let started = Instant::now();
+    let suffix = format!("_{}", process.pid());
+    wait_until(&format!("leader pid {}", process.pid()), within, || async {
+        holder(leases)
+            .await
+            .filter(|h| h.ends_with(&suffix))
+            .map(|_| started.elapsed())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn one_leader_reconciles_and_standbys_take_over() {
+    Cluster::get().install_crds().await;
+    let ns = TestNamespace::new("leader").await;
+    let leases: Api<Lease> = ns.api();
+
+    let mut first = candidate(&ns, 18590, "first");
+    wait_holder(&leases, &first, Duration::from_secs(30)).await;
+    let mut second = candidate(&ns, 18592, "second");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let yaml = std::fs::read_to_string(Cluster::get().repo.join("examples/vllm-agg.yaml")).unwrap();
+    assert_success("apply", &ns.kubectl_apply(&yaml));
+    let graphs: Api<dynamo_api::v1alpha1::DynamoGraphDeployment> = ns.api();
+    wait_until("graph reconciled", Duration::from_secs(60), || async {
+        graphs.get("vllm-agg").await.ok()?.status?.state
+    })
+    .await;
+    assert!(
+        first.log_text().contains("applying"),
+        "the leader reconciles"
+    );
+    assert!(
+        !second.log_text().contains("applying"),
+        "the standby writes nothing:\n{}",
+        second.log_text()
+    );
+
+    // Graceful: the leader releases the lease; the standby takes it at its next round.
+    first.terminate();
+    let graceful = wait_holder(&leases, &second, Duration::from_secs(10)).await;
+    assert!(
+        first.log_text().contains("released leadership"),
+        "{}",
+        first.log_text()
+    );
+
+    // Crash: the lease must expire (15 s) before a new candidate may take it.
+    let third = candidate(&ns, 18594, "third");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    second.kill();
+    let crash = wait_holder(&leases, &third, Duration::from_secs(40)).await;
+    println!("takeover after SIGTERM {graceful:?}, after SIGKILL {crash:?}");
+    assert!(
+        graceful <= Duration::from_secs(3),
+        "graceful takeover took {graceful:?}"
+    );
+    assert!(
+        crash >= Duration::from_secs(10),
+        "a crashed leader's lease was taken early ({crash:?})"
+    );
+    assert!(
+        crash <= Duration::from_secs(20),
+        "crash takeover took {crash:?}"
+    );
+}
