@@ -99,3 +99,75 @@ async fn one_leader_reconciles_and_standbys_take_over() {
         "crash takeover took {crash:?}"
     );
 }
+
+#[tokio::test]
+async fn a_restricted_operator_keeps_its_namespace_scope_marker_and_deletes_it_on_shutdown() {
+    Cluster::get().install_crds().await;
+    let ns = TestNamespace::new("marker").await;
+    let leases: Api<Lease> = ns.api();
+    let mut operator = Running::start(
+        "dynamo-operator",
+        &[
+            "--restrictedNamespace",
+            &ns.name,
+            "--operator-version",
+            "1.2.3",
+            "--namespace-scope-lease-duration",
+            "4s",
+            "--namespace-scope-lease-renew-interval",
+            "1s",
+            "--health-probe-bind-address",
+            "127.0.0.1:18690",
+            "--metrics-bind-address",
+            "127.0.0.1:18691",
+        ],
+        &Cluster::get().kubeconfig,
+        &format!("marker-{}", ns.name),
+    );
+    let marker = "dynamo-operator-namespace-scope";
+    let first = wait_until("marker created", Duration::from_secs(30), || async {
+        leases.get_opt(marker).await.ok()?
+    })
+    .await;
+    let spec = first.spec.clone().unwrap();
+    assert_eq!(
+        spec.holder_identity.as_deref(),
+        Some("namespace-restricted-operator-1.2.3")
+    );
+    assert_eq!(spec.lease_duration_seconds, Some(4));
+    assert!(
+        spec.acquire_time.is_some(),
+        "a fresh marker carries its acquireTime"
+    );
+    let renewed_at = spec.renew_time.unwrap().0;
+    wait_until("marker renewed", Duration::from_secs(10), || async {
+        let spec = leases.get_opt(marker).await.ok()??.spec?;
+        (spec.renew_time?.0 > renewed_at).then_some(())
+    })
+    .await;
+
+    operator.terminate();
+    assert!(
+        leases.get_opt(marker).await.unwrap().is_none(),
+        "clean shutdown deletes the marker"
+    );
+
+    // Impossible timing is refused at start with the flags named.
+    let output = std::process::Command::new(Cluster::get().our_binary("dynamo-operator"))
+        .env("KUBECONFIG", &Cluster::get().kubeconfig)
+        .args([
+            "--restrictedNamespace",
+            &ns.name,
+            "--namespace-scope-lease-duration",
+            "5s",
+        ])
+        .args(["--namespace-scope-lease-renew-interval", "10s"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--namespace-scope-lease-renew-interval"),
+        "{stderr}"
+    );
+}

@@ -32,7 +32,9 @@ impl Drop for Webhook {
 }
 
 /// Starts the webhook for `ns` on `port`, wires Service, certificate and configuration.
-async fn start_webhook(ns: &TestNamespace, port: u16) -> Webhook {
+/// Starts the webhook for `ns` on `port`; `restricted` validates only `ns`, otherwise it runs
+/// cluster-wide (the configuration still sends it only `ns`).
+async fn start_webhook(ns: &TestNamespace, port: u16, restricted: bool) -> Webhook {
     let cluster = Cluster::get();
     // A Deployment that kwok "runs": its pod IP is local, so the API server's connection to
     // <pod IP>:<port> reaches the process we start below.
@@ -115,18 +117,16 @@ spec:
     std::fs::write(cert_dir.join("tls.crt"), &data["tls.crt"].0).unwrap();
     std::fs::write(cert_dir.join("tls.key"), &data["tls.key"].0).unwrap();
 
+    let listen = format!("0.0.0.0:{port}");
+    let health = format!("127.0.0.1:{}", port + 1);
+    let mut args = vec!["--listen", &listen, "--health-probe-bind-address", &health];
+    args.extend(["--cert-dir", cert_dir.to_str().unwrap()]);
+    if restricted {
+        args.extend(["--restrictedNamespace", &ns.name]);
+    }
     let process = Running::start(
         "dynamo-webhook",
-        &[
-            "--listen",
-            &format!("0.0.0.0:{port}"),
-            "--health-probe-bind-address",
-            &format!("127.0.0.1:{}", port + 1),
-            "--cert-dir",
-            cert_dir.to_str().unwrap(),
-            "--restrictedNamespace",
-            &ns.name,
-        ],
+        &args,
         &cluster.kubeconfig,
         &format!("webhook-{}", ns.name),
     );
@@ -170,7 +170,7 @@ fn graphs(ns: &TestNamespace) -> Api<DynamicObject> {
 async fn kubectl_apply_is_admitted_or_rejected_by_the_live_webhook() {
     Cluster::get().install_crds().await;
     let ns = TestNamespace::new("webhook").await;
-    let _webhook = start_webhook(&ns, 19443).await;
+    let _webhook = start_webhook(&ns, 19443, true).await;
 
     // Admitted.
     let valid = graph(
@@ -233,6 +233,60 @@ async fn kubectl_apply_is_admitted_or_rejected_by_the_live_webhook() {
             .unwrap()
             .is_none()
             .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cluster_wide_webhook_leaves_a_namespace_with_a_live_scope_marker_alone() {
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    Cluster::get().install_crds().await;
+    let ns = TestNamespace::new("webhook-scope").await;
+    let _webhook = start_webhook(&ns, 19463, false).await;
+    let invalid = |name: &str| {
+        format!(
+            "apiVersion: nvidia.com/v1alpha1\nkind: DynamoGraphDeployment\nmetadata:\n  name: {name}\nspec:\n  services:\n    Frontend:\n      ingress: {{enabled: true}}\n"
+        )
+    };
+    assert!(
+        !ns.kubectl_apply(&invalid("before")).status.success(),
+        "validated without a marker"
+    );
+
+    // A namespace-restricted operator's marker: this namespace is its webhook's business.
+    let leases: Api<Lease> = ns.api();
+    let marker = Lease {
+        metadata: kube::api::ObjectMeta {
+            name: Some("dynamo-operator-namespace-scope".into()),
+            ..Default::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some("namespace-restricted-operator-test".into()),
+            lease_duration_seconds: Some(30),
+            acquire_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            ..Default::default()
+        }),
+    };
+    leases.create(&Default::default(), &marker).await.unwrap();
+    let started = std::time::Instant::now();
+    wait_until("marker honoured", Duration::from_secs(10), || async {
+        ns.kubectl_apply(&invalid("during"))
+            .status
+            .success()
+            .then_some(())
+    })
+    .await;
+    println!("marker honoured after {:?}", started.elapsed());
+
+    // Marker deleted: validation resumes.
+    leases
+        .delete("dynamo-operator-namespace-scope", &Default::default())
+        .await
+        .unwrap();
+    wait_until("validation resumed", Duration::from_secs(10), || async {
+        (!ns.kubectl_apply(&invalid("after")).status.success()).then_some(())
     })
     .await;
 }

@@ -46,7 +46,7 @@ struct Args {
     #[arg(long = "crd")]
     crds: Vec<String>,
     /// How long to wait for the named configurations to exist, e.g. 60s or 2m.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = dynamo_common::parse_duration)]
     wait_for_configurations: Duration,
     /// Key type of new keys.
     #[arg(long, value_enum, default_value_t = KeyAlgorithm::EcdsaP256)]
@@ -63,23 +63,6 @@ struct Args {
     /// Say what would change, change nothing.
     #[arg(long)]
     dry_run: bool,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
-        _ => return Err(format!("{text:?}: unit must be s, m or h")),
-    };
-    Ok(Duration::from_secs(seconds))
 }
 
 impl Args {
@@ -150,13 +133,6 @@ mod tests {
     fn flags_are_consistent() {
         use clap::CommandFactory;
         Args::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("2d").is_err());
     }
 
     #[test]

@@ -5,3 +5,4 @@ pub mod apply;
 pub mod build;
 pub mod controllers;
 pub mod metrics;
+pub mod scope_marker;

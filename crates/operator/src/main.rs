@@ -8,6 +8,7 @@ use clap::Parser;
 use dynamo_common::leader::{self, Elector, Timing};
 use dynamo_operator::build::config::{DiscoveryBackend, OperatorConfig};
 use dynamo_operator::controllers::{self, Context};
+use dynamo_operator::scope_marker::ScopeMarker;
 use std::time::Duration;
 
 /// Reconciles Dynamo custom resources (nvidia.com/v1alpha1) into Kubernetes workloads.
@@ -80,6 +81,12 @@ struct Args {
     /// Give component pods the restricted Pod Security Standard settings.
     #[arg(long)]
     enable_restricted_security_context: bool,
+    /// Validity of the namespace-scope Lease a restricted operator keeps (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = dynamo_common::parse_duration)]
+    namespace_scope_lease_duration: Duration,
+    /// How often that Lease is renewed (e.g. 10s).
+    #[arg(long, default_value = "10s", value_parser = dynamo_common::parse_duration)]
+    namespace_scope_lease_renew_interval: Duration,
     /// Version recorded in the namespace-scope Lease holder identity.
     #[arg(long, default_value = "unknown")]
     operator_version: String,
@@ -162,6 +169,16 @@ async fn main() -> anyhow::Result<()> {
             stopped.clone(),
         ));
     }
+    let marker = match &namespace {
+        Some(restricted) => Some(Arc::new(ScopeMarker::new(
+            client.clone(),
+            restricted,
+            &args.operator_version,
+            args.namespace_scope_lease_duration,
+            args.namespace_scope_lease_renew_interval,
+        )?)),
+        None => None,
+    };
     let elector = args.leader_elect.then(|| {
         let lease_namespace = Some(args.leader_election_namespace.clone())
             .filter(|n| !n.is_empty())
@@ -199,8 +216,25 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(1);
         }));
     }
+    let mut marker_keeper = None;
+    if let Some(marker) = &marker {
+        let marker = marker.clone();
+        marker_keeper = Some(tokio::spawn(async move {
+            // Two operators must not manage one namespace: stop when the marker is lost.
+            let lost = marker.keep().await;
+            tracing::error!("{lost}");
+            std::process::exit(1);
+        }));
+    }
     tracing::info!(version = %args.operator_version, namespace = ?context.namespace, "starting controllers");
     controllers::run(context, ready_tx).await;
+    if let Some(marker) = &marker {
+        // Stop renewing first, or a renewal could recreate the deleted marker.
+        if let Some(keeper) = marker_keeper {
+            keeper.abort();
+        }
+        marker.delete().await;
+    }
     if let Some(elector) = &elector {
         // Stop renewing first, or the renewal loop would take the released lease back.
         if let Some(keeper) = keeper {
