@@ -1,8 +1,10 @@
 //! What the platform's binaries share: logging set-up, the plain-HTTP admin server (health,
-//! readiness, metrics) and shutdown signals.
+//! readiness, metrics), shutdown signals, leader election and namespace scoping by
+//! namespace-scope leases.
 
 pub mod admin;
 pub mod leader;
+pub mod scope;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal.
 pub fn init_logging() {

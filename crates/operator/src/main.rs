@@ -226,6 +226,14 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(1);
         }));
     }
+    if let dynamo_common::scope::Scope::ClusterWide(_) = &context.scope {
+        let (scope, client) = (context.scope.clone(), context.client.clone());
+        tokio::spawn(async move {
+            if let Err(e) = scope.watch_leases(client).await {
+                tracing::error!("namespace-scope lease watch ended: {e}");
+            }
+        });
+    }
     tracing::info!(version = %args.operator_version, namespace = ?context.namespace, "starting controllers");
     controllers::run(context, ready_tx).await;
     if let Some(marker) = &marker {

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub resources: Family<InventoryLabels, Gauge>,
     /// Create, update, patch and delete calls the operator made.
     pub writes: Counter,
+    /// Namespaces left to namespace-restricted operators (cluster-wide mode).
+    pub excluded_namespaces: Gauge,
 }
 
 impl Default for Metrics {
@@ -57,6 +59,12 @@ impl Default for Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let resources = Family::<InventoryLabels, Gauge>::default();
         let writes = Counter::default();
+        let excluded_namespaces = Gauge::default();
+        registry.register(
+            "dynamo_operator_excluded_namespaces",
+            "Namespaces holding a live namespace-scope lease, left to their own operator",
+            excluded_namespaces.clone(),
+        );
         registry.register(
             "dynamo_operator_api_writes",
             "Writes to the Kubernetes API (a converged reconcile makes none)",
@@ -90,6 +98,7 @@ impl Default for Metrics {
             errors,
             resources,
             writes,
+            excluded_namespaces,
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod metrics;
 pub mod offline;
-pub mod scope;
+/// Namespace scoping lives in `dynamo-common`, shared with the operator.
+pub use dynamo_common::scope;
 pub mod server;
 pub mod tls;

@@ -24,6 +24,8 @@ use kube::runtime::{Controller, WatchStreamExt, controller::Action};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use dynamo_common::scope::Scope;
+
 use crate::apply::Applier;
 use crate::build::config::OperatorConfig;
 use crate::metrics::{self, Metrics};
@@ -56,9 +58,15 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub caches: Caches,
+    /// Namespaces this operator acts on: its restricted namespace, or every namespace without
+    /// a live namespace-scope marker.
+    pub scope: Scope,
     writers: Mutex<Option<Writers>>,
     pub(crate) identities: Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// How often an object in a namespace held by a restricted operator is looked at again.
+const EXCLUDED_RECHECK: Duration = Duration::from_secs(5);
 
 /// How long an ensured discovery identity is trusted before it is checked again (a
 /// hand-deleted ServiceAccount comes back within this time, on the next reconcile).
@@ -79,7 +87,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             config,
-            namespace,
+            namespace: namespace.clone(),
             applier: Applier::new(metrics.writes.clone()),
             metrics,
             caches: Caches {
@@ -90,6 +98,10 @@ impl Context {
                 synced: AtomicBool::new(false),
             },
             identities: Mutex::default(),
+            scope: match &namespace {
+                Some(namespace) => Scope::Restricted(namespace.clone()),
+                None => Scope::cluster_wide(),
+            },
             writers: Mutex::new(Some(Writers {
                 components: components_writer,
                 deployments: deployments_writer,
@@ -229,6 +241,14 @@ where
     let namespace = object
         .namespace()
         .ok_or_else(|| Error::NoNamespace(object.name_any()))?;
+    if !context
+        .scope
+        .validates(Some(&namespace), std::time::SystemTime::now())
+    {
+        // A namespace-restricted operator owns this namespace for now. Looking again soon
+        // resumes it within a few seconds of its marker expiring or being deleted.
+        return Ok(Action::requeue(EXCLUDED_RECHECK));
+    }
     let api: Api<K> = Api::namespaced(context.client.clone(), &namespace);
     let result = kube::runtime::finalizer::finalizer(
         &api,
@@ -392,7 +412,22 @@ async fn count_resources(
         tick.tick().await;
         let mut counts: std::collections::BTreeMap<(&'static str, String, String), i64> =
             Default::default();
+        let now = std::time::SystemTime::now();
+        let excluded = context.scope.excluded(now);
+        if !excluded.is_empty() {
+            tracing::info!(
+                ?excluded,
+                "namespaces held by namespace-restricted operators"
+            );
+        }
+        context
+            .metrics
+            .excluded_namespaces
+            .set(excluded.len() as i64);
         for graph in graphs.state() {
+            if !context.scope.validates(graph.namespace().as_deref(), now) {
+                continue;
+            }
             let state = graph
                 .status
                 .as_ref()
@@ -407,6 +442,12 @@ async fn count_resources(
                 .or_default() += 1;
         }
         for component in components.state() {
+            if !context
+                .scope
+                .validates(component.namespace().as_deref(), now)
+            {
+                continue;
+            }
             let available = component
                 .status
                 .as_ref()

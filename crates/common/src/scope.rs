@@ -1,16 +1,16 @@
-//! Which namespaces this webhook validates.
+//! Which namespaces a program acts on.
 //!
-//! A namespace-restricted webhook validates only its namespace. A cluster-wide webhook
-//! validates every namespace except those holding a live `dynamo-operator-namespace-scope`
-//! Lease: a namespace-restricted operator (and its own webhook) owns those. The leases are
-//! kept in memory from a watch, never fetched per request.
+//! A namespace-restricted program acts only on its namespace. A cluster-wide one (operator
+//! or webhook) acts on every namespace except those holding a live
+//! `dynamo-operator-namespace-scope` Lease: a namespace-restricted operator (and its own
+//! webhook) owns those. The leases are kept in memory from a watch, never fetched per object.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use dynamo_api::labels::NAMESPACE_SCOPE_LEASE;
-use futures::TryStreamExt;
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -41,7 +41,7 @@ impl Scope {
         Scope::ClusterWide(Arc::default())
     }
 
-    /// Whether an object in `namespace` is ours to validate at `now`.
+    /// Whether an object in `namespace` is ours to act on at `now`.
     pub fn validates(&self, namespace: Option<&str>, now: SystemTime) -> bool {
         match (self, namespace) {
             (Scope::Restricted(ours), Some(namespace)) => ours == namespace,
@@ -75,17 +75,44 @@ impl Scope {
         }
     }
 
-    /// Keeps the lease table current until the watch ends. Only cluster-wide scopes watch.
+    /// Namespaces currently excluded by a live marker (cluster-wide scopes only).
+    pub fn excluded(&self, now: SystemTime) -> Vec<String> {
+        match self {
+            Scope::Restricted(_) => Vec::new(),
+            Scope::ClusterWide(leases) => {
+                let mut excluded: Vec<String> = leases
+                    .read()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, expiry)| **expiry > now)
+                    .map(|(namespace, _)| namespace.clone())
+                    .collect();
+                excluded.sort();
+                excluded
+            }
+        }
+    }
+
+    /// Keeps the lease table current for as long as the process runs; watch errors are logged
+    /// and retried with backoff, never fatal. Only cluster-wide scopes watch.
     pub async fn watch_leases(self, client: Client) -> Result<(), watcher::Error> {
+        use kube::runtime::WatchStreamExt;
         if matches!(self, Scope::Restricted(_)) {
             return Ok(());
         }
         let leases: Api<Lease> = Api::all(client);
         let config =
             watcher::Config::default().fields(&format!("metadata.name={NAMESPACE_SCOPE_LEASE}"));
-        let mut stream = std::pin::pin!(watcher::watcher(leases, config));
+        let mut stream = std::pin::pin!(watcher::watcher(leases, config).default_backoff());
         let mut relisted: Vec<Lease> = Vec::new();
-        while let Some(event) = stream.try_next().await? {
+        while let Some(event) = stream.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!("namespace-scope lease watch: {e}");
+                    continue;
+                }
+            };
             match event {
                 Event::Apply(lease) => self.record(&lease),
                 Event::Delete(lease) => self.forget(&lease),
