@@ -115,4 +115,38 @@ async fn the_cluster_wide_operator_yields_a_marked_namespace_and_resumes_it() {
         resumed.elapsed()
     );
     assert!(applied(&cluster_wide, "vllm-agg-vllmdecodeworker") > before);
+
+    // Crash: a killed restricted operator leaves its marker behind; the cluster-wide operator
+    // resumes once it expires (6 s here), without any event on the objects.
+    let mut crashed = operator(
+        &[
+            "--restrictedNamespace",
+            &ns.name,
+            "--namespace-scope-lease-duration",
+            "6s",
+            "--namespace-scope-lease-renew-interval",
+            "2s",
+        ],
+        18894,
+        &format!("hybrid-{}-crashed", ns.name),
+    );
+    wait_until("marker again", Duration::from_secs(30), || async {
+        ns.api::<k8s_openapi::api::coordination::v1::Lease>()
+            .get_opt("dynamo-operator-namespace-scope")
+            .await
+            .ok()?
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    crashed.kill();
+    let killed = Instant::now();
+    scale(&graphs, 1).await;
+    wait_replicas(&deployments, 1).await;
+    let resumed_after_crash = killed.elapsed();
+    println!("resumed after the restricted operator was killed: {resumed_after_crash:?}");
+    assert!(
+        resumed_after_crash >= Duration::from_secs(2),
+        "resumed before the marker expired"
+    );
+    assert!(resumed_after_crash <= Duration::from_secs(20));
 }

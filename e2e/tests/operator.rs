@@ -311,3 +311,81 @@ async fn restart_converges_without_writes_and_unsupported_or_incomplete_graphs_s
         third.log_text()
     );
 }
+
+/// What a namespace-restricted operator needs, as one Role in its namespace.
+fn restricted_role(ns: &str) -> String {
+    let all = "[get, list, watch, create, update, patch, delete]";
+    format!(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: dynamo-operator, namespace: {ns}}}
+rules:
+  - apiGroups: [nvidia.com]
+    resources: [dynamographdeployments, dynamographdeployments/status, dynamographdeployments/finalizers,
+                dynamocomponentdeployments, dynamocomponentdeployments/status, dynamocomponentdeployments/finalizers,
+                dynamoworkermetadatas]
+    verbs: {all}
+  - apiGroups: [apps]
+    resources: [deployments]
+    verbs: {all}
+  - apiGroups: [""]
+    resources: [services, persistentvolumeclaims, serviceaccounts]
+    verbs: {all}
+  - apiGroups: ["", discovery.k8s.io]
+    resources: [endpoints, endpointslices]
+    verbs: [get, list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [ingresses]
+    verbs: {all}
+  - apiGroups: [rbac.authorization.k8s.io]
+    resources: [roles, rolebindings]
+    verbs: {all}
+  - apiGroups: [coordination.k8s.io]
+    resources: [leases]
+    verbs: {all}
+  - apiGroups: ["", events.k8s.io]
+    resources: [events]
+    verbs: [create, patch, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: dynamo-operator, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: dynamo-operator}}
+subjects: [{{kind: ServiceAccount, name: dynamo-operator, namespace: {ns}}}]
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_restricted_operator_works_with_only_a_role_in_its_namespace() {
+    Cluster::get().install_crds().await;
+    let ns = TestNamespace::new("rbac").await;
+    let kubeconfig = ns
+        .service_account_kubeconfig("dynamo-operator")
+        .await
+        .unwrap();
+    assert_success("role", &ns.kubectl_apply(&restricted_role(&ns.name)));
+    let address = "127.0.0.1:18990";
+    let operator = Running::start(
+        "dynamo-operator",
+        &[
+            "--restrictedNamespace",
+            &ns.name,
+            "--leader-elect",
+            "--health-probe-bind-address",
+            address,
+            "--metrics-bind-address",
+            "127.0.0.1:18991",
+        ],
+        &kubeconfig,
+        &format!("operator-{}-rbac", ns.name),
+    );
+    assert_success("apply", &ns.kubectl_apply(&example("vllm-agg.yaml")));
+    wait_state(&ns, "vllm-agg", "successful").await;
+    let log = operator.log_text();
+    assert!(
+        !log.contains("forbidden"),
+        "the operator needed more than its Role:\n{log}"
+    );
+}

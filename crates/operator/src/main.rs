@@ -234,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
+    context.metrics.leader.set(1);
     tracing::info!(version = %args.operator_version, namespace = ?context.namespace, "starting controllers");
     controllers::run(context, ready_tx).await;
     if let Some(marker) = &marker {

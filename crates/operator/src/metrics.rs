@@ -46,6 +46,8 @@ pub struct Metrics {
     pub writes: Counter,
     /// Namespaces left to namespace-restricted operators (cluster-wide mode).
     pub excluded_namespaces: Gauge,
+    /// 1 while this process is the elected leader (or runs without election), else 0.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -60,6 +62,12 @@ impl Default for Metrics {
         let resources = Family::<InventoryLabels, Gauge>::default();
         let writes = Counter::default();
         let excluded_namespaces = Gauge::default();
+        let leader = Gauge::default();
+        registry.register(
+            "dynamo_operator_leader",
+            "1 while this process holds leadership and reconciles",
+            leader.clone(),
+        );
         registry.register(
             "dynamo_operator_excluded_namespaces",
             "Namespaces holding a live namespace-scope lease, left to their own operator",
@@ -99,6 +107,7 @@ impl Default for Metrics {
             resources,
             writes,
             excluded_namespaces,
+            leader,
         }
     }
 }

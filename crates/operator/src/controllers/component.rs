@@ -190,12 +190,9 @@ async fn sync_virtual_service(
         Api::namespaced_with(context.client.clone(), namespace, &resource);
     let name = component.name_any();
     let desired = workload::virtual_service(component, &context.config);
-    let mentioned =
-        component.spec.shared.ingress.as_ref().is_some_and(|i| {
-            i.use_virtual_service.is_some() || i.virtual_service_gateway.is_some()
-        });
-    if desired.is_none() && context.config.virtual_service_gateway().is_none() && !mentioned {
-        // No VirtualService was ever wanted for this component: nothing to look up.
+    if desired.is_none() && context.config.virtual_service_gateway().is_none() {
+        // No VirtualService wanted and no Istio gateway configured: nothing to look up (and no
+        // need for RBAC on virtualservices).
         return Ok(());
     }
     let live = match api.get_opt(&name).await {
