@@ -49,34 +49,13 @@ async fn apply(
     let desired = match desired_components(graph, &context.config) {
         Ok(desired) => desired,
         Err(e) => {
-            let message = e.to_string();
-            context
-                .event(graph, true, "ReconcileFailed", message.clone())
-                .await;
-            write_failed(
-                graph,
-                &api,
-                context,
-                "failed_to_reconcile_the_resources",
-                message,
-            )
-            .await?;
+            fail(graph, &api, context, e.to_string()).await?;
             // Nothing will change until the user edits the graph.
             return Ok(Action::await_change());
         }
     };
     if let Err(message) = ensure_pvcs(graph, namespace, context).await? {
-        context
-            .event(graph, true, "ReconcileFailed", message.clone())
-            .await;
-        write_failed(
-            graph,
-            &api,
-            context,
-            "failed_to_reconcile_the_resources",
-            message,
-        )
-        .await?;
+        fail(graph, &api, context, message).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
 
@@ -258,6 +237,26 @@ where
     let live = api.get_opt(&desired.name_any()).await?;
     context.applier.ensure(api, desired, live.as_ref()).await?;
     Ok(())
+}
+
+/// A graph that cannot be reconciled: a Warning event and `failed` with the reason.
+async fn fail(
+    graph: &DynamoGraphDeployment,
+    api: &Api<DynamoGraphDeployment>,
+    context: &Context,
+    message: String,
+) -> Result<(), Error> {
+    context
+        .event(graph, true, "ReconcileFailed", message.clone())
+        .await;
+    write_failed(
+        graph,
+        api,
+        context,
+        "failed_to_reconcile_the_resources",
+        message,
+    )
+    .await
 }
 
 async fn write_failed(
