@@ -1,0 +1,173 @@
+{{/* Names, labels and the values every template derives. */}}
+
+{{- define "dynamo-operator.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release name + "-dynamo-operator", unless the release name already contains it. */}}
+{{- define "dynamo-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "dynamo-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "dynamo-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "dynamo-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "dynamo-operator.labels" -}}
+helm.sh/chart: {{ include "dynamo-operator.chart" . }}
+{{ include "dynamo-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels of one component (manager, webhook, cert-gen, ...): selector labels plus the component. */}}
+{{- define "dynamo-operator.componentSelectorLabels" -}}
+{{ include "dynamo-operator.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "dynamo-operator.componentLabels" -}}
+{{ include "dynamo-operator.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+The marker an install-time check finds other installs by: the manager ClusterRole (cluster-wide)
+or Role (namespace-restricted) carries the scope, and Helm's own annotations on it name the
+release and its namespace.
+*/}}
+{{- define "dynamo-operator.scopeLabelKey" -}}nvidia.com/dynamo-operator-scope{{- end }}
+{{- define "dynamo-operator.targetLabelKey" -}}nvidia.com/dynamo-operator-target-namespace{{- end }}
+
+{{- define "dynamo-operator.restricted" -}}
+{{- if .Values.namespaceRestriction.enabled }}true{{- end }}
+{{- end }}
+
+{{/* The namespace a restricted operator manages: targetNamespace, else the release namespace. */}}
+{{- define "dynamo-operator.targetNamespace" -}}
+{{- default .Release.Namespace .Values.namespaceRestriction.targetNamespace }}
+{{- end }}
+
+{{- define "dynamo-operator.scope" -}}
+{{- if include "dynamo-operator.restricted" . }}namespace-restricted{{- else }}cluster-wide{{- end }}
+{{- end }}
+
+{{- define "dynamo-operator.leaderElectionId" -}}
+{{- default "dynamo.nvidia.com" .Values.controllerManager.leaderElection.id }}
+{{- end }}
+
+{{- define "dynamo-operator.leaderElectionNamespace" -}}
+{{- if include "dynamo-operator.restricted" . }}
+{{- include "dynamo-operator.targetNamespace" . }}
+{{- else }}
+{{- default "kube-system" .Values.controllerManager.leaderElection.namespace }}
+{{- end }}
+{{- end }}
+
+{{- define "dynamo-operator.version" -}}
+{{- default .Chart.AppVersion .Values.controllerManager.manager.image.tag }}
+{{- end }}
+
+{{- define "dynamo-operator.managerServiceAccount" -}}
+{{- include "dynamo-operator.fullname" . }}-controller-manager
+{{- end }}
+
+{{- define "dynamo-operator.webhookServiceAccount" -}}
+{{- include "dynamo-operator.fullname" . }}-webhook
+{{- end }}
+
+{{- define "dynamo-operator.webhookServiceName" -}}
+{{- include "dynamo-operator.fullname" . }}-webhook-service
+{{- end }}
+
+{{- define "dynamo-operator.validatingConfigurationName" -}}
+{{- if include "dynamo-operator.restricted" . }}
+{{- printf "%s-validating-%s" (include "dynamo-operator.fullname" .) .Release.Namespace | trunc 253 }}
+{{- else }}
+{{- include "dynamo-operator.fullname" . }}-validating
+{{- end }}
+{{- end }}
+
+{{/* Automatic certificates: neither cert-manager nor an external Secret. */}}
+{{- define "dynamo-operator.autoCerts" -}}
+{{- if and .Values.webhook.enabled (not .Values.webhook.certManager.enabled) (not .Values.webhook.certificateSecret.external) }}true{{- end }}
+{{- end }}
+
+{{- define "dynamo-operator.image" -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/* Restricted Pod Security Standard settings shared by every pod of this chart. */}}
+{{- define "dynamo-operator.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "dynamo-operator.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 65532
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Scheduling shared by the operator's pods (tolerations and affinity of controllerManager). */}}
+{{- define "dynamo-operator.scheduling" -}}
+{{- with .Values.controllerManager.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.controllerManager.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Registry secret the components use: an existing one, or the one this chart renders. */}}
+{{- define "dynamo-operator.componentsDockerRegistrySecretName" -}}
+{{- if .Values.dynamo.dockerRegistry.existingSecretName }}
+{{- .Values.dynamo.dockerRegistry.existingSecretName }}
+{{- else }}
+{{- include "dynamo-operator.fullname" . }}-regcred
+{{- end }}
+{{- end }}
+
+{{/* Registry host of a server value: its first path segment, docker.io normalised. */}}
+{{- define "dynamo-operator.registryHost" -}}
+{{- $server := . | trimPrefix "https://" | trimPrefix "http://" }}
+{{- $host := first (splitList "/" $server) }}
+{{- if or (eq $host "docker.io") (eq $host "index.docker.io") }}https://index.docker.io/v1/{{- else }}{{ $host }}{{- end }}
+{{- end }}
+
+{{/* Go-style duration (30s, 2m, 1h, 1m30s) in whole seconds; fails naming the key otherwise. */}}
+{{- define "dynamo-operator.durationSeconds" -}}
+{{- $value := toString .value }}
+{{- if not (regexMatch "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$" $value) }}
+{{- fail (printf "%s: %q is not a duration like 30s, 2m or 1h" .key $value) }}
+{{- end }}
+{{- if eq $value "" }}
+{{- fail (printf "%s: must not be empty (a duration like 30s)" .key) }}
+{{- end }}
+{{- $total := 0 }}
+{{- range $part := regexFindAll "[0-9]+[hms]" $value -1 }}
+{{- $n := trimSuffix "h" (trimSuffix "m" (trimSuffix "s" $part)) | atoi }}
+{{- if hasSuffix "h" $part }}{{ $total = add $total (mul $n 3600) }}{{ else if hasSuffix "m" $part }}{{ $total = add $total (mul $n 60) }}{{ else }}{{ $total = add $total $n }}{{ end }}
+{{- end }}
+{{- $total }}
+{{- end }}
