@@ -4,6 +4,8 @@
 //! The cluster is given by the environment `hack/cluster.sh env` prints. Each test gets its
 //! own namespace; when a test fails, the tail of every control-plane log is printed.
 
+pub mod chart;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;

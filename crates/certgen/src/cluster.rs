@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::plan::{CA_CRT, CA_KEY, Material, TLS_CRT, TLS_KEY};
 
@@ -125,85 +125,156 @@ impl WebhookKind {
     }
 }
 
-/// Names of the webhooks in a configuration, with their current bundles.
-async fn webhook_bundles(
+/// The webhooks of a configuration as JSON objects, or `None` when it does not exist.
+async fn live_webhooks(
     client: &Client,
     kind: WebhookKind,
     name: &str,
-) -> Result<Option<Vec<(String, Option<Vec<u8>>)>>, ClusterError> {
+) -> Result<Option<Vec<Value>>, ClusterError> {
     let action = || format!("get {} {name}", kind.kind());
-    let bundles = match kind {
+    fn to_json<T: serde::Serialize>(webhooks: Vec<T>) -> Vec<Value> {
+        webhooks
+            .into_iter()
+            .map(|w| serde_json::to_value(w).unwrap_or(Value::Null))
+            .collect()
+    }
+    Ok(match kind {
         WebhookKind::Validating => Api::<ValidatingWebhookConfiguration>::all(client.clone())
             .get_opt(name)
             .await
             .map_err(api_error(action()))?
-            .map(|c| {
-                c.webhooks
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|w| (w.name, w.client_config.ca_bundle.map(|b| b.0)))
-                    .collect()
-            }),
+            .map(|c| to_json(c.webhooks.unwrap_or_default())),
         WebhookKind::Mutating => Api::<MutatingWebhookConfiguration>::all(client.clone())
             .get_opt(name)
             .await
             .map_err(api_error(action()))?
-            .map(|c| {
-                c.webhooks
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|w| (w.name, w.client_config.ca_bundle.map(|b| b.0)))
-                    .collect()
-            }),
-    };
-    Ok(bundles)
+            .map(|c| to_json(c.webhooks.unwrap_or_default())),
+    })
 }
 
-/// Sets `bundle` on every webhook of the configuration that lacks it, by webhook name, with
-/// server-side apply under our own field manager. Returns how many webhooks changed.
-/// Waits up to `wait` for the configuration to exist.
+/// One webhook configuration to publish the bundle in.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    pub kind: WebhookKind,
+    pub name: &'a str,
+    /// When given, the webhooks the configuration must hold, applied in full; otherwise only
+    /// the bundle of the webhooks already there is set.
+    pub template: Option<&'a [Value]>,
+}
+
+/// What to do while a configuration does not exist.
+#[derive(Clone, Copy, Debug)]
+pub struct Wait {
+    pub timeout: Duration,
+    pub skip_missing: bool,
+}
+
+/// Whether `live` already holds everything `wanted` says (fields the API server defaulted
+/// and `wanted` leaves out do not count).
+pub fn holds(live: &Value, wanted: &Value) -> bool {
+    match (live, wanted) {
+        (Value::Object(live), Value::Object(wanted)) => wanted
+            .iter()
+            .all(|(key, value)| live.get(key).is_some_and(|l| holds(l, value))),
+        (Value::Array(live), Value::Array(wanted)) => {
+            live.len() == wanted.len() && live.iter().zip(wanted).all(|(l, w)| holds(l, w))
+        }
+        _ => live == wanted,
+    }
+}
+
+/// The webhook entries to apply: the template's (or, without one, just the names of the live
+/// webhooks), each with `bundle` as its `caBundle`.
+pub fn desired_webhooks(live: &[Value], template: Option<&[Value]>, bundle: &[u8]) -> Vec<Value> {
+    let encoded = serde_json::to_value(ByteString(bundle.to_vec())).unwrap_or(Value::Null);
+    match template {
+        Some(template) => template
+            .iter()
+            .map(|webhook| {
+                let mut webhook = webhook.clone();
+                if let Some(object) = webhook.as_object_mut() {
+                    let client_config = object.entry("clientConfig").or_insert_with(|| json!({}));
+                    if let Some(client_config) = client_config.as_object_mut() {
+                        client_config.insert("caBundle".into(), encoded.clone());
+                    }
+                }
+                webhook
+            })
+            .collect(),
+        None => live
+            .iter()
+            .filter_map(|w| w.get("name").cloned())
+            .map(|name| json!({"name": name, "clientConfig": {"caBundle": encoded}}))
+            .collect(),
+    }
+}
+
+/// How many of `desired` the live configuration does not hold yet (a webhook missing from
+/// it, or different in a field `desired` sets), plus live webhooks a template leaves out.
+pub fn stale_count(live: &[Value], desired: &[Value], template: bool) -> usize {
+    let by_name = |list: &[Value], name: &Value| -> Option<Value> {
+        list.iter().find(|w| w.get("name") == Some(name)).cloned()
+    };
+    let missing_or_different = desired
+        .iter()
+        .filter(|wanted| {
+            let name = wanted.get("name").cloned().unwrap_or(Value::Null);
+            !by_name(live, &name).is_some_and(|l| holds(&l, wanted))
+        })
+        .count();
+    let extra = if template {
+        live.iter()
+            .filter(|l| {
+                let name = l.get("name").cloned().unwrap_or(Value::Null);
+                by_name(desired, &name).is_none()
+            })
+            .count()
+    } else {
+        0
+    };
+    missing_or_different + extra
+}
+
+/// Publishes `bundle` in the target configuration with server-side apply under our own field
+/// manager, writing only when something differs. Returns how many webhooks changed, or
+/// `None` when the configuration does not exist and `wait.skip_missing` is set.
 pub async fn patch_webhook_bundles(
     client: &Client,
-    kind: WebhookKind,
-    name: &str,
+    target: &Target<'_>,
     bundle: &[u8],
-    wait: Duration,
+    wait: Wait,
     dry_run: bool,
-) -> Result<usize, ClusterError> {
+) -> Result<Option<usize>, ClusterError> {
+    let (kind, name) = (target.kind, target.name);
     let started = std::time::Instant::now();
-    let webhooks = loop {
-        if let Some(webhooks) = webhook_bundles(client, kind, name).await? {
+    let live = loop {
+        if let Some(webhooks) = live_webhooks(client, kind, name).await? {
             break webhooks;
         }
-        if started.elapsed() >= wait {
+        if wait.skip_missing {
+            return Ok(None);
+        }
+        if started.elapsed() >= wait.timeout {
             return Err(ClusterError::Timeout {
                 kind: kind.kind(),
                 name: name.to_owned(),
-                waited: wait,
+                waited: wait.timeout,
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let stale: Vec<&str> = webhooks
-        .iter()
-        .filter(|(_, current)| current.as_deref() != Some(bundle))
-        .map(|(webhook, _)| webhook.as_str())
-        .collect();
-    if stale.is_empty() || dry_run {
-        return Ok(stale.len());
-    }
     // Every webhook goes into the apply, not only the stale ones: server-side apply removes
     // fields this manager set before and now leaves out.
-    let encoded = ByteString(bundle.to_vec());
-    let entries: Vec<_> = webhooks
-        .iter()
-        .map(|(webhook, _)| json!({"name": webhook, "clientConfig": {"caBundle": encoded}}))
-        .collect();
+    let desired = desired_webhooks(&live, target.template, bundle);
+    let stale = stale_count(&live, &desired, target.template.is_some());
+    if stale == 0 || dry_run {
+        return Ok(Some(stale));
+    }
     let patch = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": kind.kind(),
         "metadata": {"name": name},
-        "webhooks": entries,
+        "webhooks": desired,
     });
     // Force: we own caBundle even if a chart once rendered an empty one.
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -222,7 +293,7 @@ pub async fn patch_webhook_bundles(
                 .map_err(api_error(action))?;
         }
     }
-    Ok(stale.len())
+    Ok(Some(stale))
 }
 
 /// Sets the conversion webhook `caBundle` of a CRD whose conversion strategy is `Webhook`.

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod inspect;
 pub mod mint;
 pub mod plan;
+pub mod ssh;
 
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ pub struct Config {
     pub mutating_configurations: Vec<String>,
     pub crds: Vec<String>,
     pub wait_for_configurations: Duration,
+    /// The full webhooks of the (single) validating configuration, applied with the bundle.
+    pub validating_webhooks: Option<Vec<serde_json::Value>>,
+    /// Skip a named configuration that does not exist (instead of waiting, then failing).
+    pub skip_missing_configurations: bool,
     pub dry_run: bool,
 }
 
@@ -126,15 +131,25 @@ async fn patch_bundles(client: &Client, config: &Config, bundle: &[u8]) -> Resul
         );
     let mut patched = 0;
     for (kind, name) in kinds {
-        let count = cluster::patch_webhook_bundles(
-            client,
+        let template = match kind {
+            WebhookKind::Validating => config.validating_webhooks.as_deref(),
+            WebhookKind::Mutating => None,
+        };
+        let target = cluster::Target {
             kind,
             name,
-            bundle,
-            config.wait_for_configurations,
-            config.dry_run,
-        )
-        .await?;
+            template,
+        };
+        let wait = cluster::Wait {
+            timeout: config.wait_for_configurations,
+            skip_missing: config.skip_missing_configurations,
+        };
+        let Some(count) =
+            cluster::patch_webhook_bundles(client, &target, bundle, wait, config.dry_run).await?
+        else {
+            tracing::info!("{} {name} does not exist yet; skipped", kind.kind());
+            continue;
+        };
         let verb = if config.dry_run {
             "would patch"
         } else {

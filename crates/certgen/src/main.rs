@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use dynamo_certgen::mint::{KeyAlgorithm, service_dns_names};
 use dynamo_certgen::plan::Requirements;
 use dynamo_certgen::{Config, run};
@@ -18,11 +18,50 @@ use dynamo_certgen::{Config, run};
 /// validatingwebhookconfigurations, mutatingwebhookconfigurations and
 /// customresourcedefinitions.
 #[derive(Debug, Parser)]
-#[command(name = "dynamo-certgen", version, about, long_about)]
+#[command(
+    name = "dynamo-certgen",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    certs: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the SSH key pair Secret of multinode mpirun workers (keys private.key and
+    /// private.key.pub) unless it exists; an existing Secret is never changed.
+    ///
+    /// RBAC it needs: secrets create, and get on the named Secret, in --namespace.
+    SshKey(SshKeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SshKeyArgs {
+    /// Namespace of the Secret.
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: String,
+    /// Name of the Secret.
+    #[arg(long, default_value = "mpi-run-ssh-secret")]
+    secret_name: String,
+    /// RSA key size: 2048, 3072 or 4096.
+    #[arg(long, default_value_t = 2048, value_parser = parse_bits)]
+    bits: usize,
+    /// Say what would change, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Namespace of the Secret and the webhook Service.
     #[arg(long, env = "POD_NAMESPACE")]
-    namespace: String,
+    namespace: Option<String>,
     /// Name of the Secret holding tls.crt, tls.key, ca.crt and ca.key.
     #[arg(
         long,
@@ -32,7 +71,7 @@ struct Args {
     secret_name: String,
     /// Name of the webhook Service; the certificate covers its DNS names.
     #[arg(long, env = "CERTGEN_SERVICE_NAME")]
-    service_name: String,
+    service_name: Option<String>,
     /// Cluster DNS domain, for the fully qualified Service name.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
@@ -45,6 +84,16 @@ struct Args {
     /// CRD whose conversion webhook gets the CA bundle, when it has one (repeatable).
     #[arg(long = "crd")]
     crds: Vec<String>,
+    /// The webhooks the (single) --validating-configuration must hold, as a JSON list: they
+    /// are applied in full, each with the CA bundle, instead of setting only the bundle of
+    /// the webhooks already there. A chart renders a new configuration without webhooks and
+    /// lets this add them, so no webhook ever exists without a CA.
+    #[arg(long, env = "CERTGEN_VALIDATING_WEBHOOKS", value_parser = parse_webhooks)]
+    validating_webhooks: Option<Webhooks>,
+    /// A named configuration that does not exist is skipped instead of waited for (a
+    /// pre-install hook runs before the chart creates it).
+    #[arg(long, conflicts_with = "wait_for_configurations")]
+    skip_missing_configurations: bool,
     /// How long to wait for the named configurations to exist, e.g. 60s or 2m.
     #[arg(long, default_value = "0s", value_parser = dynamo_common::parse_duration)]
     wait_for_configurations: Duration,
@@ -65,8 +114,44 @@ struct Args {
     dry_run: bool,
 }
 
+fn parse_bits(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(bits @ (2048 | 3072 | 4096)) => Ok(bits),
+        _ => Err(format!("{text} is not one of 2048, 3072, 4096")),
+    }
+}
+
+/// A JSON list of webhook objects, each with a name.
+#[derive(Clone, Debug)]
+struct Webhooks(Vec<serde_json::Value>);
+
+fn parse_webhooks(text: &str) -> Result<Webhooks, String> {
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON list of webhooks: {e}"))?;
+    for (index, webhook) in list.iter().enumerate() {
+        if webhook.get("name").and_then(|n| n.as_str()).is_none() {
+            return Err(format!("webhook [{index}] has no name"));
+        }
+    }
+    Ok(Webhooks(list))
+}
+
 impl Args {
     fn config(self) -> Result<Config, String> {
+        let namespace = self
+            .namespace
+            .filter(|n| !n.is_empty())
+            .ok_or("--namespace (or POD_NAMESPACE) is required")?;
+        let service_name = self
+            .service_name
+            .filter(|n| !n.is_empty())
+            .ok_or("--service-name is required")?;
+        if self.validating_webhooks.is_some() && self.validating_configurations.len() != 1 {
+            return Err(
+                "--validating-webhooks needs exactly one --validating-configuration to apply them to"
+                    .into(),
+            );
+        }
         if self.ca_validity_days <= self.validity_days {
             return Err("--ca-validity-days must exceed --validity-days".into());
         }
@@ -75,22 +160,20 @@ impl Args {
         }
         Ok(Config {
             requirements: Requirements {
-                dns_names: service_dns_names(
-                    &self.service_name,
-                    &self.namespace,
-                    &self.cluster_domain,
-                ),
+                dns_names: service_dns_names(&service_name, &namespace, &self.cluster_domain),
                 key_algorithm: self.key_type,
                 leaf_validity_days: self.validity_days,
                 ca_validity_days: self.ca_validity_days,
                 renew_before: time::Duration::days(i64::from(self.renew_before_days)),
             },
-            namespace: self.namespace,
+            namespace,
             secret_name: self.secret_name,
             validating_configurations: self.validating_configurations,
             mutating_configurations: self.mutating_configurations,
             crds: self.crds,
             wait_for_configurations: self.wait_for_configurations,
+            validating_webhooks: self.validating_webhooks.map(|w| w.0),
+            skip_missing_configurations: self.skip_missing_configurations,
             dry_run: self.dry_run,
         })
     }
@@ -99,7 +182,11 @@ impl Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     dynamo_common::init_logging();
-    let config = match Args::parse().config() {
+    let cli = Cli::parse();
+    if let Some(Command::SshKey(args)) = cli.command {
+        return ssh_key(args).await;
+    }
+    let config = match cli.certs.config() {
         Ok(config) => config,
         Err(message) => {
             tracing::error!("{message}");
@@ -125,6 +212,25 @@ async fn main() -> ExitCode {
     }
 }
 
+async fn ssh_key(args: SshKeyArgs) -> ExitCode {
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!("connecting to the Kubernetes API: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let api = kube::Api::namespaced(client, &args.namespace);
+    match dynamo_certgen::ssh::ensure_secret(&api, &args.secret_name, args.bits, args.dry_run).await
+    {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,12 +238,12 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         use clap::CommandFactory;
-        Args::command().debug_assert();
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn ca_must_outlive_the_leaf() {
-        let args = Args::parse_from([
+        let args = Cli::parse_from([
             "dynamo-certgen",
             "--namespace",
             "ns",
@@ -148,6 +254,11 @@ mod tests {
             "--ca-validity-days",
             "365",
         ]);
-        assert!(args.config().unwrap_err().contains("--ca-validity-days"));
+        assert!(
+            args.certs
+                .config()
+                .unwrap_err()
+                .contains("--ca-validity-days")
+        );
     }
 }

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod leader;
 pub mod scope;
+pub mod secure_metrics;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal.
 pub fn init_logging() {

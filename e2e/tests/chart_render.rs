@@ -1,0 +1,866 @@
+//! The platform chart rendered with `helm template`: what each values key changes, the three
+//! certificate modes, RBAC per scope, pod security, and bad input failing with the key named.
+
+use dynamo_e2e::chart::{self, Rendered, str, template};
+use serde_yaml::Value;
+
+const NS: &str = "dynamo-system";
+const FULL: &str = "dp-dynamo-operator";
+
+fn render(args: &[&str]) -> Rendered {
+    template("dp", NS, args).unwrap_or_else(|e| panic!("helm template {args:?} failed:\n{e}"))
+}
+
+fn set(pairs: &[&str]) -> Rendered {
+    let args: Vec<&str> = pairs.iter().flat_map(|p| ["--set", *p]).collect();
+    render(&args)
+}
+
+fn manager_args(r: &Rendered) -> Vec<String> {
+    r.args("Deployment", &format!("{FULL}-controller-manager"))
+}
+
+fn webhooks(r: &Rendered) -> &Vec<Value> {
+    r.expect(
+        "ValidatingWebhookConfiguration",
+        &format!("{FULL}-validating"),
+    )["webhooks"]
+        .as_sequence()
+        .expect("webhooks list")
+}
+
+fn external_ca() -> String {
+    // Any PEM certificate will do for rendering: the chart only checks it is one.
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+#[test]
+fn defaults_render_the_three_programs_wired_together() {
+    let r = render(&[]);
+    let args = manager_args(&r);
+    for expected in [
+        "--leader-elect",
+        "--leader-election-id=dynamo.nvidia.com",
+        "--leader-election-namespace=kube-system",
+        "--health-probe-bind-address=:8081",
+        "--metrics-bind-address=127.0.0.1:8080",
+        "--discovery-backend=kubernetes",
+        "--enable-webhooks=true",
+        "--natsAddr=nats://dp-nats.dynamo-system.svc.cluster.local:4222",
+        "--etcdAddr=http://dp-etcd.dynamo-system.svc.cluster.local:2379",
+        "--mpi-run-ssh-secret-name=mpi-run-ssh-secret",
+        "--grove-termination-delay=4h",
+    ] {
+        assert!(
+            args.iter().any(|a| a == expected),
+            "{expected} missing from {args:?}"
+        );
+    }
+    assert!(!args.iter().any(|a| a.starts_with("--restrictedNamespace")));
+    // Webhook: Deployment, Service 443 -> 9443 and a PDB for its two replicas.
+    let webhook = r.expect("Deployment", &format!("{FULL}-webhook"));
+    assert_eq!(webhook["spec"]["replicas"], 2);
+    let service = r.expect("Service", &format!("{FULL}-webhook-service"));
+    assert_eq!(service["spec"]["ports"][0]["port"], 443);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "webhook-server");
+    r.expect("PodDisruptionBudget", &format!("{FULL}-webhook"));
+    let volume = &webhook["spec"]["template"]["spec"]["volumes"][0]["secret"];
+    assert_eq!(volume["secretName"], "webhook-server-cert");
+    // Automatic certificates: two hook Jobs of our cert generator.
+    let pre = r.expect("Job", &format!("{FULL}-webhook-cert-gen-1"));
+    let post = r.expect("Job", &format!("{FULL}-webhook-ca-inject-1"));
+    assert_eq!(
+        pre["metadata"]["annotations"]["helm.sh/hook"],
+        "pre-install,pre-upgrade,pre-rollback"
+    );
+    assert_eq!(
+        post["metadata"]["annotations"]["helm.sh/hook"],
+        "post-install,post-upgrade,post-rollback"
+    );
+    let image = str(&pre["spec"]["template"]["spec"]["containers"][0]["image"]);
+    assert!(
+        image.starts_with("ghcr.io/dynamo-rs/dynamo-certgen:"),
+        "{image}"
+    );
+    // A new configuration has no webhook until the post-install Job adds it with the CA.
+    assert!(webhooks(&r).is_empty());
+    // No PVCs or LoadBalancers when NATS and etcd are off.
+    assert!(!r.kinds().iter().any(|k| k == "PersistentVolumeClaim"));
+    for service in r.of_kind("Service") {
+        assert_ne!(service["spec"]["type"], "LoadBalancer");
+    }
+}
+
+#[test]
+fn every_pod_runs_with_the_restricted_pod_security_settings() {
+    let r = set(&["dynamo-operator.dynamo.dockerRegistry.useKubernetesSecret=false"]);
+    let pods = r.pod_specs();
+    assert!(
+        pods.len() >= 5,
+        "expected manager, webhook and three Jobs: {pods:?}"
+    );
+    for (name, pod) in pods {
+        let security = &pod["securityContext"];
+        assert_eq!(security["runAsNonRoot"], true, "{name}");
+        assert_eq!(security["runAsUser"], 65532, "{name}");
+        assert_eq!(
+            security["seccompProfile"]["type"], "RuntimeDefault",
+            "{name}"
+        );
+        for container in pod["containers"].as_sequence().unwrap() {
+            let c = &container["securityContext"];
+            assert_eq!(c["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(c["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(c["capabilities"]["drop"][0], "ALL", "{name}");
+        }
+    }
+}
+
+#[test]
+fn restricted_mode_uses_roles_in_the_target_namespace_and_scopes_the_webhook() {
+    let r = set(&[
+        "dynamo-operator.namespaceRestriction.enabled=true",
+        "dynamo-operator.namespaceRestriction.targetNamespace=tenant-a",
+        "dynamo-operator.namespaceRestriction.lease.duration=20s",
+        "dynamo-operator.namespaceRestriction.lease.renewInterval=5s",
+    ]);
+    let role = r.expect("Role", &format!("{FULL}-manager-role"));
+    assert_eq!(role["metadata"]["namespace"], "tenant-a");
+    assert_eq!(
+        role["metadata"]["labels"]["nvidia.com/dynamo-operator-scope"],
+        "namespace-restricted"
+    );
+    assert!(
+        r.get("ClusterRole", &format!("{FULL}-manager-role"))
+            .is_none()
+    );
+    assert!(
+        r.get("ClusterRole", &format!("{FULL}-webhook-lease-reader"))
+            .is_none()
+    );
+    let binding = r.expect("RoleBinding", &format!("{FULL}-manager-rolebinding"));
+    assert_eq!(binding["subjects"][0]["namespace"], NS);
+    let args = manager_args(&r);
+    for expected in [
+        "--restrictedNamespace=tenant-a",
+        "--leader-election-namespace=tenant-a",
+        "--namespace-scope-lease-duration=20s",
+        "--namespace-scope-lease-renew-interval=5s",
+    ] {
+        assert!(
+            args.iter().any(|a| a == expected),
+            "{expected} missing from {args:?}"
+        );
+    }
+    let webhook_args = r.args("Deployment", &format!("{FULL}-webhook"));
+    assert!(
+        webhook_args
+            .iter()
+            .any(|a| a == "--restrictedNamespace=tenant-a")
+    );
+    let leader = r.expect("Role", &format!("{FULL}-leader-election-role"));
+    assert_eq!(leader["metadata"]["namespace"], "tenant-a");
+    // The configuration is named per release namespace; its selector is the target namespace
+    // (upstream used the release namespace even when the target differs).
+    let external = external_ca();
+    let r = set(&[
+        "dynamo-operator.namespaceRestriction.enabled=true",
+        "dynamo-operator.namespaceRestriction.targetNamespace=tenant-a",
+        "dynamo-operator.webhook.certificateSecret.external=true",
+        &format!("dynamo-operator.webhook.caBundle={external}"),
+    ]);
+    let vwc = r.expect(
+        "ValidatingWebhookConfiguration",
+        &format!("{FULL}-validating-{NS}"),
+    );
+    for webhook in vwc["webhooks"].as_sequence().unwrap() {
+        assert_eq!(
+            webhook["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            "tenant-a"
+        );
+    }
+}
+
+#[test]
+fn cluster_wide_rbac_is_cluster_scoped_and_marked() {
+    let r = render(&[]);
+    let role = r.expect("ClusterRole", &format!("{FULL}-manager-role"));
+    assert_eq!(
+        role["metadata"]["labels"]["nvidia.com/dynamo-operator-scope"],
+        "cluster-wide"
+    );
+    r.expect("ClusterRoleBinding", &format!("{FULL}-manager-rolebinding"));
+    r.expect("ClusterRole", &format!("{FULL}-webhook-lease-reader"));
+    assert!(r.get("Role", &format!("{FULL}-manager-role")).is_none());
+    // Istio rights only when Istio is on.
+    let rules = serde_yaml::to_string(&role["rules"]).unwrap();
+    assert!(!rules.contains("virtualservices"));
+    let r = set(&["dynamo-operator.dynamo.istio.enabled=true"]);
+    let role = r.expect("ClusterRole", &format!("{FULL}-manager-role"));
+    assert!(
+        serde_yaml::to_string(&role["rules"])
+            .unwrap()
+            .contains("virtualservices")
+    );
+}
+
+#[test]
+fn external_certificates_put_the_ca_bundle_in_every_webhook_and_render_no_hooks() {
+    let ca = external_ca();
+    let r = set(&[
+        "dynamo-operator.webhook.certificateSecret.external=true",
+        "dynamo-operator.webhook.certificateSecret.name=my-cert",
+        &format!("dynamo-operator.webhook.caBundle={ca}"),
+        "dynamo-operator.webhook.failurePolicy=Ignore",
+        "dynamo-operator.webhook.timeoutSeconds=7",
+    ]);
+    let hooks = webhooks(&r);
+    assert_eq!(hooks.len(), 3);
+    for webhook in hooks {
+        assert_eq!(str(&webhook["clientConfig"]["caBundle"]), ca);
+        assert_eq!(webhook["failurePolicy"], "Ignore");
+        assert_eq!(webhook["timeoutSeconds"], 7);
+        assert_eq!(
+            webhook["clientConfig"]["service"]["name"],
+            format!("{FULL}-webhook-service")
+        );
+        assert_eq!(webhook["clientConfig"]["service"]["namespace"], NS);
+    }
+    let paths: Vec<&str> = hooks
+        .iter()
+        .map(|w| str(&w["clientConfig"]["service"]["path"]))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/validate-nvidia-com-v1alpha1-dynamocomponentdeployment",
+            "/validate-nvidia-com-v1alpha1-dynamographdeployment",
+            "/validate-nvidia-com-v1alpha1-dynamomodel"
+        ]
+    );
+    assert!(
+        r.get("Job", &format!("{FULL}-webhook-cert-gen-1"))
+            .is_none()
+    );
+    assert!(
+        r.get("Job", &format!("{FULL}-webhook-ca-inject-1"))
+            .is_none()
+    );
+    let webhook = r.expect("Deployment", &format!("{FULL}-webhook"));
+    assert_eq!(
+        webhook["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        "my-cert"
+    );
+}
+
+#[test]
+fn the_cert_generator_creates_the_same_webhooks_the_chart_renders() {
+    // External mode renders the webhooks in the manifest; automatic mode hands the same list
+    // to the post-install Job. Apart from caBundle they must be identical.
+    let ca = external_ca();
+    let external = set(&[
+        "dynamo-operator.webhook.certificateSecret.external=true",
+        &format!("dynamo-operator.webhook.caBundle={ca}"),
+    ]);
+    let mut rendered: Vec<serde_json::Value> = webhooks(&external)
+        .iter()
+        .map(|w| serde_json::to_value(w).unwrap())
+        .collect();
+    for webhook in &mut rendered {
+        webhook["clientConfig"]
+            .as_object_mut()
+            .unwrap()
+            .remove("caBundle");
+    }
+    let auto = render(&[]);
+    let job = auto.expect("Job", &format!("{FULL}-webhook-ca-inject-1"));
+    let env = &job["spec"]["template"]["spec"]["containers"][0]["env"][0];
+    assert_eq!(env["name"], "CERTGEN_VALIDATING_WEBHOOKS");
+    let template: Vec<serde_json::Value> = serde_json::from_str(str(&env["value"])).unwrap();
+    assert_eq!(template, rendered);
+    let args = auto.args("Job", &format!("{FULL}-webhook-ca-inject-1"));
+    assert!(
+        args.iter()
+            .any(|a| a == &format!("--validating-configuration={FULL}-validating"))
+    );
+    assert!(
+        args.iter()
+            .any(|a| a == "--service-name=dp-dynamo-operator-webhook-service")
+    );
+}
+
+#[test]
+fn cert_manager_mode_renders_issuers_and_certificates_with_the_configured_durations() {
+    let r = set(&[
+        "dynamo-operator.webhook.certManager.enabled=true",
+        "dynamo-operator.webhook.certManager.certificate.duration=100h",
+        "dynamo-operator.webhook.certManager.certificate.renewBefore=10h",
+        "dynamo-operator.webhook.certManager.certificate.rootCA.duration=1000h",
+        "dynamo-operator.webhook.certManager.certificate.rootCA.renewBefore=20h",
+    ]);
+    r.expect("Issuer", &format!("{FULL}-selfsigned-issuer"));
+    r.expect("Issuer", &format!("{FULL}-ca-issuer"));
+    let ca = r.expect("Certificate", &format!("{FULL}-root-ca"));
+    assert_eq!(ca["spec"]["isCA"], true);
+    assert_eq!(ca["spec"]["duration"], "1000h");
+    assert_eq!(ca["spec"]["renewBefore"], "20h");
+    let serving = r.expect("Certificate", &format!("{FULL}-serving-cert"));
+    assert_eq!(serving["spec"]["duration"], "100h");
+    assert_eq!(serving["spec"]["renewBefore"], "10h");
+    assert_eq!(serving["spec"]["secretName"], "webhook-server-cert");
+    let names: Vec<&str> = serving["spec"]["dnsNames"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(str)
+        .collect();
+    let svc = format!("{FULL}-webhook-service");
+    assert!(names.contains(&format!("{svc}.{NS}").as_str()), "{names:?}");
+    assert!(
+        names.contains(&format!("{svc}.{NS}.svc").as_str()),
+        "{names:?}"
+    );
+    let vwc = r.expect(
+        "ValidatingWebhookConfiguration",
+        &format!("{FULL}-validating"),
+    );
+    assert_eq!(
+        vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        format!("{NS}/{FULL}-serving-cert")
+    );
+    assert_eq!(vwc["webhooks"].as_sequence().unwrap().len(), 3);
+    assert!(
+        r.get("Job", &format!("{FULL}-webhook-cert-gen-1"))
+            .is_none()
+    );
+}
+
+#[test]
+fn webhook_namespace_selector_and_disabling_the_webhook() {
+    let ca = external_ca();
+    let r = render(&[
+        "--set",
+        "dynamo-operator.webhook.certificateSecret.external=true",
+        "--set",
+        &format!("dynamo-operator.webhook.caBundle={ca}"),
+        "--set-json",
+        r#"dynamo-operator.webhook.namespaceSelector={"matchExpressions":[{"key":"team","operator":"In","values":["ml"]}]}"#,
+    ]);
+    for webhook in webhooks(&r) {
+        assert_eq!(
+            webhook["namespaceSelector"]["matchExpressions"][0]["key"],
+            "team"
+        );
+    }
+    let r = set(&["dynamo-operator.webhook.enabled=false"]);
+    for kind in ["ValidatingWebhookConfiguration", "Issuer", "Certificate"] {
+        assert_eq!(
+            r.of_kind(kind).count(),
+            0,
+            "{kind} rendered with the webhook off"
+        );
+    }
+    assert!(r.get("Deployment", &format!("{FULL}-webhook")).is_none());
+    assert!(
+        r.get("Job", &format!("{FULL}-webhook-cert-gen-1"))
+            .is_none()
+    );
+    assert!(
+        manager_args(&r)
+            .iter()
+            .any(|a| a == "--enable-webhooks=false")
+    );
+}
+
+#[test]
+fn metrics_services_and_service_monitor_follow_the_toggles() {
+    let r = render(&[]);
+    let service = r.expect("Service", FULL);
+    assert_eq!(service["spec"]["ports"][0]["port"], 8443);
+    r.expect("Service", &format!("{FULL}-webhook-metrics"));
+    r.expect("ClusterRole", &format!("{FULL}-{NS}-metrics-reader"));
+    assert_eq!(
+        r.of_kind("ServiceMonitor").count(),
+        0,
+        "no monitoring API, no ServiceMonitor"
+    );
+    let r = render(&["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"]);
+    let monitor = r.expect("ServiceMonitor", &format!("{FULL}-operator"));
+    assert_eq!(monitor["spec"]["endpoints"][0]["scheme"], "https");
+    let r = render(&[
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--set",
+        "dynamo-operator.metricsService.enabled=false",
+    ]);
+    assert!(r.get("Service", FULL).is_none());
+    assert_eq!(r.of_kind("ServiceMonitor").count(), 0);
+    let dashboard = r.expect("ConfigMap", &format!("{FULL}-grafana-dashboard"));
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: serde_json::Value =
+        serde_json::from_str(str(&dashboard["data"]["dynamo-operator.json"])).unwrap();
+    assert_eq!(json["uid"], "dynamo-operator");
+    let r = set(&["dynamo-operator.grafanaDashboard.enabled=false"]);
+    assert_eq!(r.of_kind("ConfigMap").count(), 0);
+}
+
+#[test]
+fn kai_queues_render_only_with_the_kai_api() {
+    assert_eq!(render(&[]).of_kind("Queue").count(), 0);
+    let r = render(&["--api-versions", "scheduling.run.ai/v2"]);
+    let parent = r.expect("Queue", "dynamo-default");
+    let child = r.expect("Queue", "dynamo");
+    assert_eq!(child["spec"]["parentQueue"], "dynamo-default");
+    assert_eq!(
+        parent["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert!(
+        parent["metadata"]["annotations"]
+            .get("helm.sh/hook-delete-policy")
+            .is_none()
+    );
+}
+
+/// One values key → what it must change, on the manager's args or elsewhere.
+#[test]
+fn each_operator_value_reaches_its_flag() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "dynamo-operator.natsAddr=nats://n:4222",
+            "--natsAddr=nats://n:4222",
+        ),
+        (
+            "dynamo-operator.etcdAddr=http://e:2379",
+            "--etcdAddr=http://e:2379",
+        ),
+        (
+            "dynamo-operator.modelExpressURL=http://mx:8001",
+            "--model-express-url=http://mx:8001",
+        ),
+        (
+            "dynamo-operator.discoveryBackend=etcd",
+            "--discovery-backend=etcd",
+        ),
+        (
+            "dynamo-operator.controllerManager.leaderElection.namespace=leases",
+            "--leader-election-namespace=leases",
+        ),
+        (
+            "dynamo-operator.dynamo.groveTerminationDelay=15m",
+            "--grove-termination-delay=15m",
+        ),
+        (
+            "dynamo-operator.dynamo.internalImages.debugger=busybox:1",
+            "--debugger-image=busybox:1",
+        ),
+        (
+            "dynamo-operator.dynamo.enableRestrictedSecurityContext=true",
+            "--enable-restricted-security-context",
+        ),
+        (
+            "dynamo-operator.dynamo.ingressHostSuffix=example.com",
+            "--ingress-host-suffix=example.com",
+        ),
+        (
+            "dynamo-operator.dynamo.virtualServiceSupportsHTTPS=true",
+            "--virtual-service-supports-https",
+        ),
+        (
+            "dynamo-operator.dynamo.metrics.prometheusEndpoint=http://prom:9090",
+            "--prometheus-endpoint=http://prom:9090",
+        ),
+        (
+            "dynamo-operator.dynamo.mpiRun.secretName=my-ssh",
+            "--mpi-run-ssh-secret-name=my-ssh",
+        ),
+        (
+            "dynamo-operator.controllerManager.manager.args[0]=--health-probe-bind-address=:9091",
+            "--health-probe-bind-address=:9091",
+        ),
+    ];
+    for (value, flag) in cases {
+        let args = manager_args(&set(&[value]));
+        assert!(
+            args.iter().any(|a| a == flag),
+            "{value}: {flag} missing from {args:?}"
+        );
+    }
+    // Ingress flags only when ingress is enabled; Istio gateway only when Istio is.
+    let off = manager_args(&set(&["dynamo-operator.dynamo.ingress.className=nginx"]));
+    assert!(
+        !off.iter()
+            .any(|a| a.starts_with("--ingress-controller-class-name"))
+    );
+    let on = manager_args(&set(&[
+        "dynamo-operator.dynamo.ingress.enabled=true",
+        "dynamo-operator.dynamo.ingress.className=nginx",
+    ]));
+    assert!(
+        on.iter()
+            .any(|a| a == "--ingress-controller-class-name=nginx")
+    );
+    assert!(
+        on.iter()
+            .any(|a| a == "--ingress-controller-tls-secret-name=my-tls-secret")
+    );
+    let istio = manager_args(&set(&[
+        "dynamo-operator.dynamo.istio.enabled=true",
+        "dynamo-operator.dynamo.istio.gateway=gw",
+    ]));
+    assert!(
+        istio
+            .iter()
+            .any(|a| a == "--istio-virtual-service-gateway=gw")
+    );
+}
+
+#[test]
+fn image_scheduling_and_pull_secret_values_reach_the_pods() {
+    let r = render(&[
+        "--set",
+        "dynamo-operator.controllerManager.manager.image.repository=reg/op",
+        "--set",
+        "dynamo-operator.controllerManager.manager.image.tag=v9",
+        "--set",
+        "dynamo-operator.controllerManager.manager.image.pullPolicy=Always",
+        "--set",
+        "dynamo-operator.webhook.certGenerator.image.repository=reg/cg",
+        "--set",
+        "dynamo-operator.webhook.certGenerator.image.tag=v8",
+        "--set",
+        "dynamo-operator.webhook.certGenerator.image.pullPolicy=Never",
+        "--set",
+        "dynamo-operator.webhook.certificateValidity=60",
+        "--set",
+        "dynamo-operator.controllerManager.replicas=2",
+        "--set-json",
+        r#"dynamo-operator.controllerManager.tolerations=[{"key":"gpu","operator":"Exists"}]"#,
+        "--set-json",
+        r#"dynamo-operator.controllerManager.affinity={"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"pool","operator":"In","values":["cpu"]}]}]}}}"#,
+        "--set-json",
+        r#"dynamo-operator.imagePullSecrets=[{"name":"pull"}]"#,
+    ]);
+    let manager = r.expect("Deployment", &format!("{FULL}-controller-manager"));
+    let container = &manager["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "reg/op:v9");
+    assert_eq!(container["imagePullPolicy"], "Always");
+    assert_eq!(manager["spec"]["replicas"], 2);
+    assert!(
+        manager_args(&r)
+            .iter()
+            .any(|a| a == "--operator-version=v9")
+    );
+    let job = r.expect("Job", &format!("{FULL}-webhook-cert-gen-1"));
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "reg/cg:v8");
+    assert_eq!(container["imagePullPolicy"], "Never");
+    let args = r.args("Job", &format!("{FULL}-webhook-cert-gen-1"));
+    assert!(args.iter().any(|a| a == "--validity-days=60"), "{args:?}");
+    assert!(
+        args.iter().any(|a| a == "--renew-before-days=20"),
+        "{args:?}"
+    );
+    for (name, pod) in r.pod_specs() {
+        assert_eq!(pod["tolerations"][0]["key"], "gpu", "{name}");
+        assert!(pod["affinity"]["nodeAffinity"].is_mapping(), "{name}");
+        assert_eq!(pod["imagePullSecrets"][0]["name"], "pull", "{name}");
+    }
+}
+
+#[test]
+fn registry_credentials_become_a_dockerconfigjson_secret() {
+    let r = set(&[
+        "dynamo-operator.dynamo.dockerRegistry.useKubernetesSecret=true",
+        "dynamo-operator.dynamo.dockerRegistry.server=docker.io/team",
+        "dynamo-operator.dynamo.dockerRegistry.username=u",
+        "dynamo-operator.dynamo.dockerRegistry.password=p",
+    ]);
+    let secret = r.expect("Secret", &format!("{FULL}-regcred"));
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    let encoded = str(&secret["data"][".dockerconfigjson"]);
+    let output = std::process::Command::new("base64")
+        .args(["-d"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(encoded.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        config["auths"]["https://index.docker.io/v1/"]["username"],
+        "u"
+    );
+    let component = r.expect("ServiceAccount", &format!("{FULL}-component"));
+    assert_eq!(
+        component["imagePullSecrets"][0]["name"],
+        format!("{FULL}-regcred")
+    );
+    // An existing Secret is used by name and nothing is rendered.
+    let r = set(&[
+        "dynamo-operator.dynamo.dockerRegistry.useKubernetesSecret=true",
+        "dynamo-operator.dynamo.dockerRegistry.existingSecretName=mine",
+    ]);
+    assert!(r.get("Secret", &format!("{FULL}-regcred")).is_none());
+    let component = r.expect("ServiceAccount", &format!("{FULL}-component"));
+    assert_eq!(component["imagePullSecrets"][0]["name"], "mine");
+}
+
+#[test]
+fn mpi_ssh_key_job_runs_our_cert_generator_and_can_be_turned_off() {
+    let r = render(&[]);
+    let args = r.args("Job", &format!("{FULL}-ssh-keygen"));
+    assert_eq!(args[0], "ssh-key");
+    assert!(args.iter().any(|a| a == "--secret-name=mpi-run-ssh-secret"));
+    let r = set(&["dynamo-operator.dynamo.mpiRun.sshKeygen.enabled=false"]);
+    assert!(r.get("Job", &format!("{FULL}-ssh-keygen")).is_none());
+}
+
+/// Bad input fails with one sentence naming the key.
+#[test]
+fn bad_values_fail_naming_the_key() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--set", "dynamo-operator.discoveryBackend=consul"],
+            "dynamo-operator.discoveryBackend must be",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.webhook.certManager.enabled=true",
+                "--set",
+                "dynamo-operator.webhook.certificateSecret.external=true",
+            ],
+            "certManager.enabled and dynamo-operator.webhook.certificateSecret.external are both true",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.webhook.certificateSecret.external=true",
+            ],
+            "dynamo-operator.webhook.caBundle is empty",
+        ),
+        (
+            &["--set", "dynamo-operator.webhook.failurePolicy=Maybe"],
+            "dynamo-operator.webhook.failurePolicy must be",
+        ),
+        (
+            &["--set", "dynamo-operator.webhook.timeoutSeconds=60"],
+            "dynamo-operator.webhook.timeoutSeconds must be",
+        ),
+        (
+            &["--set-string", "dynamo-operator.webhook.timeoutSeconds=ten"],
+            "dynamo-operator.webhook.timeoutSeconds must be",
+        ),
+        (
+            &["--set", "dynamo-operator.webhook.certificateValidity=1"],
+            "dynamo-operator.webhook.certificateValidity must be",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.controllerManager.leaderElection.id=mine",
+            ],
+            "dynamo-operator.controllerManager.leaderElection.id",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.controllerManager.leaderElection.namespace=dynamo-system",
+            ],
+            "dynamo-operator.controllerManager.leaderElection.namespace",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.namespaceRestriction.enabled=true",
+                "--set",
+                "dynamo-operator.controllerManager.leaderElection.namespace=other",
+            ],
+            "dynamo-operator.controllerManager.leaderElection.namespace",
+        ),
+        (
+            &[
+                "--set-string",
+                "dynamo-operator.namespaceRestriction.enabled=yes",
+            ],
+            "dynamo-operator.namespaceRestriction.enabled must be true or false",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.namespaceRestriction.targetNamespace=Bad_NS",
+            ],
+            "dynamo-operator.namespaceRestriction.targetNamespace",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.namespaceRestriction.lease.renewInterval=30s",
+            ],
+            "lease.renewInterval",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.namespaceRestriction.lease.duration=soon",
+            ],
+            "dynamo-operator.namespaceRestriction.lease.duration",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.dynamo.dockerRegistry.useKubernetesSecret=true",
+            ],
+            "dynamo-operator.dynamo.dockerRegistry.server is required",
+        ),
+        (
+            &[
+                "--set-string",
+                "dynamo-operator.webhook.namespaceSelector=all",
+            ],
+            "dynamo-operator.webhook.namespaceSelector must be",
+        ),
+        (
+            &[
+                "--set",
+                "dynamo-operator.webhook.certificateSecret.external=true",
+                "--set",
+                "dynamo-operator.webhook.caBundle=bm90IGEgY2VydA==",
+            ],
+            "not a base64-encoded PEM",
+        ),
+    ];
+    for (args, expected) in cases {
+        let error = template("dp", NS, args)
+            .err()
+            .unwrap_or_else(|| panic!("{args:?} rendered"));
+        assert!(
+            error.contains(expected),
+            "{args:?}: expected {expected:?} in:\n{error}"
+        );
+    }
+}
+
+/// The platform chart repeats the subchart's defaults under `dynamo-operator:` (so the README
+/// table lists them); the two must never drift apart.
+#[test]
+fn platform_values_repeat_the_subchart_defaults_exactly() {
+    let read = |path: &str| -> Value {
+        serde_yaml::from_str(&std::fs::read_to_string(chart::repo().join(path)).unwrap()).unwrap()
+    };
+    let platform = read("charts/platform/values.yaml");
+    let mut section = platform["dynamo-operator"].clone();
+    section.as_mapping_mut().unwrap().remove("enabled");
+    let subchart = read("charts/platform/components/operator/values.yaml");
+    assert_eq!(section, subchart);
+}
+
+/// Every key of the upstream chart's values table exists with its default, except the image
+/// defaults, which point at this project's images on purpose (see the chart README).
+#[test]
+fn upstream_values_keys_exist_with_their_defaults() {
+    let platform: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart::repo().join("charts/platform/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    let table =
+        std::fs::read_to_string(chart::repo().join("e2e/fixtures/upstream-values.tsv")).unwrap();
+    let deliberate = [
+        "dynamo-operator.controllerManager.manager.image.repository",
+        "dynamo-operator.webhook.certGenerator.image.repository",
+        "dynamo-operator.webhook.certGenerator.image.tag",
+    ];
+    let mut checked = 0;
+    for line in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (key, default) = line.split_once('\t').expect("key<TAB>default");
+        let mut value = &platform;
+        for part in split_key(key) {
+            value = match part {
+                Part::Key(k) => value
+                    .get(k.as_str())
+                    .unwrap_or_else(|| panic!("{key}: no {k}")),
+                Part::Index(i) => &value[i],
+            };
+        }
+        let expected: Value = serde_yaml::from_str(default).unwrap();
+        if deliberate.contains(&key) {
+            assert_ne!(value, &Value::Null, "{key} must exist");
+        } else {
+            assert_eq!(value, &expected, "{key}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 55, "only {checked} keys in the fixture");
+}
+
+enum Part {
+    Key(String),
+    Index(usize),
+}
+
+/// `a.b-c.d[1]` → a, b-c, d, [1].
+fn split_key(key: &str) -> Vec<Part> {
+    let mut parts = Vec::new();
+    for segment in key.split('.') {
+        match segment.split_once('[') {
+            Some((name, index)) => {
+                parts.push(Part::Key(name.into()));
+                parts.push(Part::Index(index.trim_end_matches(']').parse().unwrap()));
+            }
+            None => parts.push(Part::Key(segment.into())),
+        }
+    }
+    parts
+}
+
+/// The published chart keeps the seed's dependencies, each with its condition.
+#[test]
+fn published_chart_declares_the_upstream_dependencies() {
+    let chart: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart::repo().join("charts/platform/Chart.yaml")).unwrap(),
+    )
+    .unwrap();
+    let deps = chart["dependencies"].as_sequence().unwrap();
+    let find = |name: &str| {
+        deps.iter()
+            .find(|d| d["name"] == name || d["alias"] == name)
+            .unwrap_or_else(|| panic!("no dependency {name}"))
+    };
+    for (name, version, condition) in [
+        ("dynamo-operator", "0.9.0", "dynamo-operator.enabled"),
+        ("etcd", "12.0.18", "etcd.enabled"),
+        ("nats", "1.3.2", "nats.enabled"),
+        ("grove", "v0.1.0-alpha.3", "grove.enabled"),
+        ("kai-scheduler", "v0.9.4", "kai-scheduler.enabled"),
+    ] {
+        let dep = find(name);
+        assert_eq!(dep["version"], version, "{name}");
+        assert_eq!(dep["condition"], condition, "{name}");
+    }
+    assert_eq!(
+        find("dynamo-operator")["repository"],
+        "file://components/operator"
+    );
+}
