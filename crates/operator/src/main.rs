@@ -20,6 +20,10 @@ struct Args {
     /// Address the /metrics endpoint binds to (Go-style `:8080` accepted).
     #[arg(long, default_value = ":8080")]
     metrics_bind_address: String,
+    /// Also serve /metrics over HTTPS here (e.g. `:8443`), to callers whose token passes a
+    /// TokenReview and whose identity may `get` the /metrics URL; empty: off.
+    #[arg(long, default_value = "")]
+    metrics_secure_bind_address: String,
     /// Address the /healthz and /readyz endpoints bind to.
     #[arg(long, default_value = ":8081")]
     health_probe_bind_address: String,
@@ -87,6 +91,21 @@ struct Args {
     /// How often that Lease is renewed (e.g. 10s).
     #[arg(long, default_value = "10s", value_parser = dynamo_common::parse_duration)]
     namespace_scope_lease_renew_interval: Duration,
+    /// Termination delay of Grove PodCliqueSets. Recorded for compatibility: this release
+    /// does not drive Grove, so multinode graphs fail with a message saying so.
+    #[arg(long, default_value = "15m", value_parser = dynamo_common::parse_duration)]
+    grove_termination_delay: Duration,
+    /// Image of the debugger of debug modes (accepted for compatibility; debug modes are not
+    /// part of this release).
+    #[arg(long, env = "INTERNAL_IMAGES_DEBUGGER", default_value = "")]
+    debugger_image: String,
+    /// Secret with the SSH key pair of multinode mpirun workers (accepted for compatibility
+    /// until multinode support lands).
+    #[arg(long, default_value = "")]
+    mpi_run_ssh_secret_name: String,
+    /// Namespace of that Secret.
+    #[arg(long, default_value = "")]
+    mpi_run_ssh_secret_namespace: String,
     /// Version recorded in the namespace-scope Lease holder identity.
     #[arg(long, default_value = "unknown")]
     operator_version: String,
@@ -168,6 +187,20 @@ async fn main() -> anyhow::Result<()> {
             probes.clone(),
             stopped.clone(),
         ));
+    }
+    if !args.metrics_secure_bind_address.is_empty() {
+        let address = dynamo_common::listen_address(&args.metrics_secure_bind_address);
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        let (client, probes, stopped) = (client.clone(), probes.clone(), stopped.clone());
+        tokio::spawn(async move {
+            if let Err(e) =
+                dynamo_common::secure_metrics::serve(listener, client, probes, stopped).await
+            {
+                tracing::error!("secure metrics server: {e}");
+            }
+        });
     }
     let marker = match &namespace {
         Some(restricted) => Some(Arc::new(ScopeMarker::new(

@@ -51,6 +51,10 @@ struct Serve {
     /// Address of the plain-HTTP /healthz, /readyz and /metrics server.
     #[arg(long, default_value = "0.0.0.0:8081")]
     health_probe_bind_address: String,
+    /// Also serve /metrics over HTTPS here (e.g. `:8443`), to callers whose token passes a
+    /// TokenReview and whose identity may `get` the /metrics URL; empty: off.
+    #[arg(long, default_value = "")]
+    metrics_secure_bind_address: String,
     /// Validate only this namespace (namespace-restricted installs); otherwise validate every
     /// namespace without a live namespace-scope Lease.
     #[arg(
@@ -138,12 +142,34 @@ async fn run(args: Serve) -> anyhow::Result<()> {
         app.clone(),
         stopped.clone(),
     ));
+    let secure_metrics = if args.metrics_secure_bind_address.is_empty() {
+        None
+    } else {
+        let address = dynamo_common::listen_address(&args.metrics_secure_bind_address);
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the Kubernetes API to review metrics callers")?;
+        let (probes, stopped) = (app.clone(), stopped.clone());
+        Some(tokio::spawn(async move {
+            if let Err(e) =
+                dynamo_common::secure_metrics::serve(listener, client, probes, stopped).await
+            {
+                tracing::error!("secure metrics server: {e}");
+            }
+        }))
+    };
     let admission_task = tokio::spawn(server::serve_admission(admission, app, tls, stopped));
     dynamo_common::shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight reviews");
     let _ = stop.send(true);
     let _ = admission_task.await;
     let _ = health_task.await;
+    if let Some(task) = secure_metrics {
+        let _ = task.await;
+    }
     Ok(())
 }
 
