@@ -23,6 +23,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "CRD drift check (charts/crds/templates must be what crdgen writes)"
 cargo run --quiet --locked -p dynamo-api --bin crdgen -- --check
 
+step "helm lint (both charts) and the platform chart README (helm-docs)"
+bin=$(hack/k8s-bins.sh | tail -n 1)
+chart_copy=$(mktemp -d)
+trap 'rm -f "$results"; rm -rf "$chart_copy"' EXIT
+"$bin/helm" lint --strict charts/crds
+"$bin/helm" lint --strict "$(hack/chart-offline.sh "$chart_copy")" --set nats.enabled=false --set etcd.enabled=false
+hack/helm-docs.sh --check
+
 step "cargo test (unit and integration)"
 counted cargo test --workspace --locked --exclude dynamo-e2e
 
