@@ -252,9 +252,9 @@ impl TestNamespace {
         child.wait_with_output().unwrap()
     }
 
-    /// Creates ServiceAccount `name` and writes a kubeconfig that authenticates as it, with a
-    /// token from the TokenRequest API.
-    pub async fn service_account_kubeconfig(&self, name: &str) -> anyhow::Result<PathBuf> {
+    /// Creates ServiceAccount `name` (if missing) and returns a one-hour token for it from the
+    /// TokenRequest API.
+    pub async fn service_account_token(&self, name: &str) -> anyhow::Result<String> {
         let accounts: Api<ServiceAccount> = self.api();
         if accounts.get_opt(name).await?.is_none() {
             let account = ServiceAccount {
@@ -279,6 +279,13 @@ impl TestNamespace {
             .status
             .context("TokenRequest returned no status")?
             .token;
+        token.context("TokenRequest returned no token")
+    }
+
+    /// Creates ServiceAccount `name` and writes a kubeconfig that authenticates as it, with a
+    /// token from the TokenRequest API.
+    pub async fn service_account_kubeconfig(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let token = self.service_account_token(name).await?;
         let admin = std::fs::read_to_string(&self.cluster.kubeconfig)?;
         let mut config: serde_yaml::Value = serde_yaml::from_str(&admin)?;
         let Some(users) = config["users"].as_sequence_mut() else {

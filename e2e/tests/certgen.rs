@@ -408,3 +408,115 @@ async fn missing_configuration_and_rbac_denial_fail_clearly() {
     assert!(log.contains("get Secret webhook-server-cert"), "{log}");
     assert!(log.contains("cannot get resource \"secrets\""), "{log}");
 }
+
+/// The chart's flow: before install the configuration does not exist (skipped); the chart
+/// creates it without webhooks; the post-install run adds every webhook with the CA in one
+/// write; a further run writes nothing.
+#[tokio::test]
+async fn webhooks_from_the_chart_are_created_with_the_bundle_and_kept_current() {
+    let setup = setup("certgen-tpl", 0).await;
+    let deleted = setup.ns.kubectl_stdin(
+        &[
+            "delete",
+            "validatingwebhookconfiguration",
+            &setup.configuration,
+        ],
+        "",
+    );
+    assert_success("delete configuration", &deleted);
+    let template = serde_json::json!([
+        {"name": "one.nvidia.com", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+         "failurePolicy": "Ignore", "timeoutSeconds": 5,
+         "clientConfig": {"service": {"name": SERVICE, "namespace": setup.ns.name, "path": "/one", "port": 443}},
+         "rules": [{"apiGroups": ["nvidia.com"], "apiVersions": ["v1alpha1"], "operations": ["CREATE"], "resources": ["dynamomodels"]}],
+         "objectSelector": {"matchLabels": {"never": "match"}}},
+        {"name": "two.nvidia.com", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+         "failurePolicy": "Ignore",
+         "clientConfig": {"service": {"name": SERVICE, "namespace": setup.ns.name, "path": "/two", "port": 443}},
+         "rules": [{"apiGroups": ["nvidia.com"], "apiVersions": ["v1alpha1"], "operations": ["UPDATE"], "resources": ["dynamomodels"]}],
+         "objectSelector": {"matchLabels": {"never": "match"}}}
+    ])
+    .to_string();
+
+    // pre-install: no configuration yet, the Secret is written all the same.
+    let (pre, _) = setup.certgen(&[
+        "--skip-missing-configurations",
+        "--validating-webhooks",
+        &template,
+    ]);
+    assert_success("pre-install run", &pre);
+    assert!(
+        stderr(&pre).contains("does not exist yet; skipped"),
+        "{}",
+        stderr(&pre)
+    );
+    let ca = data(&setup.secret().await, "ca.crt");
+
+    // Helm creates the configuration with no webhooks; the post-install run fills it.
+    let uid = Api::<Namespace>::all(setup.ns.client.clone())
+        .get(&setup.ns.name)
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    assert_success(
+        "create empty configuration",
+        &setup.ns.kubectl_apply(&configuration(
+            &setup.ns.name,
+            &setup.configuration,
+            &uid,
+            0,
+        )),
+    );
+    let (post, _) = setup.certgen(&[
+        "--wait-for-configurations",
+        "10s",
+        "--validating-webhooks",
+        &template,
+    ]);
+    assert_success("post-install run", &post);
+    let stored = setup.configuration().await;
+    let webhooks = stored.webhooks.clone().unwrap_or_default();
+    let names: Vec<&str> = webhooks.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["one.nvidia.com", "two.nvidia.com"]);
+    for webhook in &webhooks {
+        assert_eq!(
+            webhook.client_config.ca_bundle.as_ref().map(|b| &b.0),
+            Some(&ca)
+        );
+        assert_eq!(webhook.failure_policy.as_deref(), Some("Ignore"));
+    }
+    assert_eq!(webhooks[0].timeout_seconds, Some(5));
+
+    // Converged: nothing written, not the Secret and not the configuration.
+    let before = (
+        stored.metadata.resource_version.clone(),
+        setup.secret().await.metadata.resource_version,
+    );
+    let (again, _) = setup.certgen(&["--validating-webhooks", &template]);
+    assert_success("third run", &again);
+    let after = (
+        setup.configuration().await.metadata.resource_version,
+        setup.secret().await.metadata.resource_version,
+    );
+    assert_eq!(before, after, "a converged run wrote:\n{}", stderr(&again));
+
+    // A webhook changed by hand is put back.
+    let patched = setup.ns.kubectl_stdin(
+        &[
+            "patch",
+            "validatingwebhookconfiguration",
+            &setup.configuration,
+            "--type=json",
+            "-p",
+            r#"[{"op": "replace", "path": "/webhooks/1/failurePolicy", "value": "Fail"}]"#,
+        ],
+        "",
+    );
+    assert_success("hand edit", &patched);
+    let (repair, _) = setup.certgen(&["--validating-webhooks", &template]);
+    assert_success("repair run", &repair);
+    let webhooks = setup.configuration().await.webhooks.unwrap();
+    assert_eq!(webhooks[1].failure_policy.as_deref(), Some("Ignore"));
+}
