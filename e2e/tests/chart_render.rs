@@ -864,3 +864,13 @@ fn published_chart_declares_the_upstream_dependencies() {
         "file://components/operator"
     );
 }
+
+#[test]
+fn disabling_the_operator_renders_none_of_it() {
+    let r = set(&["dynamo-operator.enabled=false"]);
+    assert!(
+        r.objects.is_empty(),
+        "rendered with the operator off: {:?}",
+        r.kinds()
+    );
+}
