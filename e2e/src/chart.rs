@@ -136,6 +136,18 @@ impl Rendered {
     }
 }
 
+pub fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_else(|e| panic!("not base64 ({e}): {text}"))
+}
+
 pub fn str(value: &Value) -> &str {
     value.as_str().unwrap_or("")
 }

@@ -218,6 +218,17 @@ impl TestNamespace {
         }
     }
 
+    /// The namespace's uid, for owner references that tie cluster-scoped test objects to it.
+    pub async fn uid(&self) -> String {
+        Api::<Namespace>::all(self.client.clone())
+            .get(&self.name)
+            .await
+            .unwrap_or_else(|e| panic!("reading namespace {}: {e}", self.name))
+            .metadata
+            .uid
+            .expect("a stored namespace has a uid")
+    }
+
     pub fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,

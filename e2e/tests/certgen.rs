@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dynamo_e2e::{Cluster, TestNamespace, assert_success};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 const SERVICE: &str = "dynamo-webhook";
@@ -88,13 +88,7 @@ struct Setup {
 
 async fn setup(prefix: &str, webhooks: usize) -> Setup {
     let ns = TestNamespace::new(prefix).await;
-    let uid = Api::<Namespace>::all(ns.client.clone())
-        .get(&ns.name)
-        .await
-        .unwrap()
-        .metadata
-        .uid
-        .unwrap();
+    let uid = ns.uid().await;
     let configuration = format!("{}-hooks", ns.name);
     let kubeconfig = ns.service_account_kubeconfig("certgen").await.unwrap();
     assert_success(
@@ -220,13 +214,7 @@ async fn first_run_writes_everything_and_second_run_writes_nothing() {
     println!("certgen first run {first_time:?}, no-op run {second_time:?}");
 
     // A fifth webhook added later gets the bundle on the next run, by name.
-    let uid = Api::<Namespace>::all(setup.ns.client.clone())
-        .get(&setup.ns.name)
-        .await
-        .unwrap()
-        .metadata
-        .uid
-        .unwrap();
+    let uid = setup.ns.uid().await;
     let five = configuration_yaml(&setup.ns, &setup.configuration, 5, &uid);
     assert_success("add a fifth webhook", &setup.ns.kubectl_apply(&five));
     let (third, _) = setup.certgen(&[]);
@@ -453,13 +441,7 @@ async fn webhooks_from_the_chart_are_created_with_the_bundle_and_kept_current() 
     let ca = data(&setup.secret().await, "ca.crt");
 
     // Helm creates the configuration with no webhooks; the post-install run fills it.
-    let uid = Api::<Namespace>::all(setup.ns.client.clone())
-        .get(&setup.ns.name)
-        .await
-        .unwrap()
-        .metadata
-        .uid
-        .unwrap();
+    let uid = setup.ns.uid().await;
     assert_success(
         "create empty configuration",
         &setup.ns.kubectl_apply(&configuration(

@@ -71,7 +71,8 @@ async fn rendered_objects_are_accepted_by_the_api_server() {
     let ns = TestNamespace::new("chart-accept").await;
     let restricted_values = restricted(&ns.name);
     // The API server checks that caBundle is base64; the chart checks it holds a PEM.
-    let external_ca = base64("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    let external_ca =
+        chart::base64_encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
     let external = [
         "--set".to_owned(),
         "dynamo-operator.webhook.certificateSecret.external=true".to_owned(),
@@ -98,23 +99,6 @@ async fn rendered_objects_are_accepted_by_the_api_server() {
             "{what}: only {applied} was applied"
         );
     }
-}
-
-fn base64(text: &str) -> String {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("base64")
-        .arg("-w0")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
 }
 
 #[tokio::test]

@@ -31,21 +31,7 @@ fn webhooks(r: &Rendered) -> &Vec<Value> {
 
 fn external_ca() -> String {
     // Any PEM certificate will do for rendering: the chart only checks it is one.
-    let pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("base64")
-        .arg("-w0")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(pem.as_bytes())
-        .unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    chart::base64_encode(b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n")
 }
 
 #[test]
@@ -593,18 +579,7 @@ fn registry_credentials_become_a_dockerconfigjson_secret() {
     let secret = r.expect("Secret", &format!("{FULL}-regcred"));
     assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
     let encoded = str(&secret["data"][".dockerconfigjson"]);
-    let output = std::process::Command::new("base64")
-        .args(["-d"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child.stdin.take().unwrap().write_all(encoded.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&chart::base64_decode(encoded)).unwrap();
     assert_eq!(
         config["auths"]["https://index.docker.io/v1/"]["username"],
         "u"

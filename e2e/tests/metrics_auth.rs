@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dynamo_e2e::{Cluster, Running, TestNamespace, assert_success, wait_until};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::Api;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Accepts any server certificate: the endpoint's certificate is self-signed, and what is
@@ -154,13 +152,7 @@ async fn metrics_need_a_reviewed_token_with_the_right_to_get_them() {
         "the denial names the caller:\n{text}"
     );
 
-    let uid = Api::<Namespace>::all(ns.client.clone())
-        .get(&ns.name)
-        .await
-        .unwrap()
-        .metadata
-        .uid
-        .unwrap();
+    let uid = ns.uid().await;
     assert_success("grant", &ns.kubectl_apply(&reader_rbac(&ns.name, &uid)));
     // Decisions are cached per token for a minute, so each try after the grant uses a new
     // token (a denial seen before the grant propagated would otherwise stick).
