@@ -85,6 +85,19 @@ do_down() {
     done
     rm -f "$state/pids"
   fi
+  # Pod network namespaces of the node agent: normally removed by the agent itself on
+  # SIGTERM; whatever a killed agent left is removed here, with any process still in it.
+  if [[ -f $state/agent/netns ]]; then
+    local pns pids
+    while read -r pns; do
+      [[ -n $pns ]] && ip netns list | awk '{print $1}' | grep -qx "$pns" || continue
+      pids=$(ip netns pids "$pns" 2>/dev/null | tr '\n' ' ')
+      # shellcheck disable=SC2086
+      [[ -n $pids ]] && kill -KILL $pids 2>/dev/null
+      ip netns del "$pns" 2>/dev/null || log "WARNING: could not delete netns $pns"
+    done <"$state/agent/netns"
+    rm -f "$state/agent/netns"
+  fi
   if [[ -f $state/netns ]]; then
     local ns; ns=$(<"$state/netns")
     if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
@@ -120,8 +133,9 @@ fail() { # fail <component> <message>: report with log tail, then the EXIT trap 
   exit 1
 }
 
-start() { # start <component> <binary> args...: background it inside the netns, record PID
-  local comp=$1 exe="$bin/$2"; shift 2
+start() { # start <component> <binary or absolute path> args...: background it inside the netns, record PID
+  local comp=$1 exe=$2; shift 2
+  [[ $exe == /* ]] || exe="$bin/$exe"
   [[ -x $exe ]] || fail "$comp" "binary missing or not executable: $exe"
   # setsid: own session, so a Ctrl-C/SIGHUP in the caller's terminal does not
   # reach the cluster; all fds redirected so `$(cluster.sh up)` returns.
@@ -362,12 +376,24 @@ do_up() {
     --bind-address=127.0.0.1 --secure-port="$P_SCHED" --leader-elect=false \
     --kube-api-qps=300 --kube-api-burst=600
 
-  # kwok config: the default "fast" stages shipped with kwok (copied by k8s-bins.sh).
+  # kwok config: the default "fast" stages shipped with kwok (copied by k8s-bins.sh). Pods
+  # of our own images (ghcr.io/dynamo-rs/dynamo-{operator,webhook,certgen}) are left to the
+  # node agent (e2e/src/bin/node_agent.rs), which runs them as real processes: every pod
+  # stage gets one more selector expression that skips them.
   local f first=1
   for f in "$bin"/kwok-stages/*.yaml; do
     ((first)) || echo '---'
     first=0
-    cat "$f"
+    case $(basename "$f") in
+      pod-*)
+        awk '{ print }
+             /^    matchExpressions:$/ {
+               print "    - key: '\''.spec.containers.[0].image | split(\":\") | .[0]'\''"
+               print "      operator: '\''NotIn'\''"
+               print "      values: ['\''ghcr.io/dynamo-rs/dynamo-operator'\'', '\''ghcr.io/dynamo-rs/dynamo-webhook'\'', '\''ghcr.io/dynamo-rs/dynamo-certgen'\'']"
+             }' "$f" ;;
+      *) cat "$f" ;;
+    esac
   done >"$state/kwok.yaml"
   start kwok kwok --kubeconfig="$kc" --config="$state/kwok.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
@@ -404,6 +430,18 @@ EOF
   node_untainted() { [[ -z $(kctl get node "$node_name" -o 'jsonpath={.spec.taints}') ]]; }
   wait_for kube-controller-manager 60 "untainted: node/$node_name" node_untainted
   wait_for kube-controller-manager 60 "created: serviceaccount default/default" kctl -n default get sa default
+
+  # The node agent runs the pods of our images as real processes (built by cargo; without it
+  # such pods stay Pending, everything else works as before).
+  local agent=${DYNAMO_E2E_NODE_AGENT:-$hack/../target/debug/node-agent}
+  if [[ -x $agent ]]; then
+    agent=$(cd "$(dirname "$agent")" && pwd)/$(basename "$agent")
+    start node-agent /usr/bin/env KUBECONFIG="$kc" DYNAMO_E2E_NODE="$node_name" DYNAMO_E2E_STATE="$state" \
+      DYNAMO_AGENT_BINARIES="$(dirname "$agent")" DYNAMO_AGENT_API_HOST="$ADVERTISE_ADDRESS" \
+      DYNAMO_AGENT_API_PORT="$P_API" RUST_LOG=info,kube=warn "$agent"
+  else
+    log "no node agent at $agent (cargo build -p dynamo-e2e --bins): pods of our images will stay Pending"
+  fi
 
   cat >"$state/env" <<EOF
 export KUBECONFIG=$kc

@@ -4,6 +4,7 @@
 //! The cluster is given by the environment `hack/cluster.sh env` prints. Each test gets its
 //! own namespace; when a test fails, the tail of every control-plane log is printed.
 
+pub mod agent;
 pub mod chart;
 
 use std::path::{Path, PathBuf};
