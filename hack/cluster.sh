@@ -85,16 +85,18 @@ do_down() {
     done
     rm -f "$state/pids"
   fi
-  # Pod network namespaces of the node agent: normally removed by the agent itself on
-  # SIGTERM; whatever a killed agent left is removed here, with any process still in it.
+  # Pods of the node agent: normally stopped by the agent itself on SIGTERM; processes and
+  # network namespaces a killed agent left behind are removed here.
+  local f pid pns
+  for f in "$state"/agent/pids/*; do
+    [[ -f $f ]] || continue
+    pid=$(<"$f")
+    grep -qa dynamo- "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    rm -f "$f"
+  done
   if [[ -f $state/agent/netns ]]; then
-    local pns pids
     while read -r pns; do
-      [[ -n $pns ]] && ip netns list | awk '{print $1}' | grep -qx "$pns" || continue
-      pids=$(ip netns pids "$pns" 2>/dev/null | tr '\n' ' ')
-      # shellcheck disable=SC2086
-      [[ -n $pids ]] && kill -KILL $pids 2>/dev/null
-      ip netns del "$pns" 2>/dev/null || log "WARNING: could not delete netns $pns"
+      [[ -n $pns && -e /run/netns/$pns ]] && { ip netns del "$pns" 2>/dev/null || rm -f "/run/netns/$pns"; }
     done <"$state/agent/netns"
     rm -f "$state/agent/netns"
   fi

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod chart;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -51,6 +51,8 @@ struct Reporter {
     pod_ip: String,
     started: String,
     restarts: i32,
+    /// The running process, reported as `containerID: process://<pid>`.
+    pid: Option<u32>,
 }
 
 impl Reporter {
@@ -84,6 +86,7 @@ impl Reporter {
                 "ready": ready,
                 "started": matches!(state, State::Running { .. }),
                 "restartCount": self.restarts,
+                "containerID": self.pid.map(|p| format!("process://{p}")),
                 "state": container_state,
             }],
         }});
@@ -376,6 +379,7 @@ pub async fn supervise(
         pod_ip: address.to_string(),
         started: now(),
         restarts: 0,
+        pid: None,
     };
     tracing::info!(pod = %format!("{ns}/{name}"), ip = %address, "starting");
     reporter
@@ -431,6 +435,17 @@ async fn run_pod(
         let mut child = command(config, pod, network, pod_dir, log)?
             .spawn()
             .context("starting the process")?;
+        reporter.pid = child.id();
+        // For `hack/cluster.sh down`, should the agent itself be killed.
+        let pid_file = config
+            .state
+            .join("agent")
+            .join("pids")
+            .join(pod.metadata.uid.as_deref().unwrap_or("pod"));
+        if let (Some(parent), Some(pid)) = (pid_file.parent(), child.id()) {
+            std::fs::create_dir_all(parent)?;
+            std::fs::write(&pid_file, pid.to_string())?;
+        }
         let since = now();
         let mut ready = false;
         reporter
@@ -452,6 +467,7 @@ async fn run_pod(
                         let code = terminate(&mut child, grace).await;
                         tracing::info!(pod = %reporter.name, ?code, "terminated");
                     }
+                    let _ = std::fs::remove_file(&pid_file);
                     syncing.abort();
                     return Ok(());
                 }
@@ -464,6 +480,8 @@ async fn run_pod(
                 }
             }
         };
+        let _ = std::fs::remove_file(&pid_file);
+        reporter.pid = None;
         let terminated = State::Terminated {
             code: exit,
             since,

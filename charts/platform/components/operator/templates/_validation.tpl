@@ -107,7 +107,9 @@ annotations on that object name their release.
 {{- $annotations := default (dict) $object.metadata.annotations }}
 {{- $release := default (index $labels "app.kubernetes.io/instance" | default "unknown") (index $annotations "meta.helm.sh/release-name") }}
 {{- $releaseNs := default ($object.metadata.namespace | default "unknown") (index $annotations "meta.helm.sh/release-namespace") }}
-{{- if ne (printf "%s/%s" $releaseNs $release) $self }}
+{{- /* Left behind by a release whose namespace was deleted: nothing of it runs any more. */}}
+{{- $alive := lookup "v1" "Namespace" "" $releaseNs }}
+{{- if and $alive (ne (printf "%s/%s" $releaseNs $release) $self) }}
 {{- $others = append $others (dict "scope" (index $labels $scopeKey) "target" (index $labels $targetKey | default "") "release" $release "namespace" $releaseNs) }}
 {{- end }}
 {{- end }}
