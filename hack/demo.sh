@@ -1,65 +1,111 @@
 #!/usr/bin/env bash
-# The local demo: a real Kubernetes control plane on this machine (no containers, no
-# internet), our CRDs installed with helm, the example graphs applied and validated by the
-# API server, and the webhook certificate minted by dynamo-certgen.
+# The demo: the platform installed with helm on a real local control plane and used with
+# kubectl. No containers and no internet: the node agent runs our operator, webhook and cert
+# generator pods as the binaries built here; other pods are simulated by kwok.
 #
-#   hack/demo.sh          start (or reuse) the demo cluster and run the steps
+#   hack/demo.sh          start (or reuse) the demo cluster and run the flow
 #   hack/demo.sh down     stop the demo cluster
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DYNAMO_E2E_CLUSTER=demo
 
-step() { printf '\n==> %s\n' "$*" >&2; }
-
 if [[ ${1:-} == down ]]; then
   exec hack/cluster.sh down
 fi
 
+demo_start=$SECONDS
+proved=()
+step_start=$SECONDS
+step() { step_start=$SECONDS; printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+ok() { # ok <what was shown>: record it with the step's time
+  local took=$((SECONDS - step_start))
+  proved+=("$(printf '%-72s %4ss' "$1" "$took")")
+  printf '    ok: %s (%ss)\n' "$1" "$took" >&2
+}
+die() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
+
 step "Kubernetes tools (built from pinned Go modules on first use, then cached)"
 bin=$(hack/k8s-bins.sh | tail -n 1)
 export DYNAMO_E2E_BIN=$bin
+ok "pinned kube-apiserver, etcd, kwok, helm, kubectl ready"
 
-step "Building the platform"
+step "Building the platform (operator, webhook, cert generator, node agent)"
 cargo build --locked --workspace --bins
+ok "cargo build"
 
-# The pinned kubectl and helm first on PATH, inside the cluster network namespace.
+# The pinned kubectl and helm first on PATH, inside the cluster's network namespace.
 in_cluster() { hack/cluster.sh exec env PATH="$bin:$PATH" "$@"; }
 
+step "Local control plane 'demo'"
 if in_cluster kubectl get --raw /readyz >/dev/null 2>&1; then
-  step "Reusing the running control plane 'demo'"
+  echo "    reusing the running cluster" >&2
 else
-  step "Starting the local control plane 'demo' (network namespace dynamo-demo)"
   hack/cluster.sh up
 fi
+ok "control plane up (etcd, kube-apiserver, controller-manager, scheduler, kwok, node agent)"
 
-step "Installing the dynamo-crds chart with helm"
-in_cluster helm upgrade --install dynamo-crds ./charts/crds --namespace default --wait
-in_cluster kubectl get crd -o custom-columns=NAME:.metadata.name,SHORT:.spec.names.shortNames
+step "helm install dynamo-crds"
+in_cluster helm upgrade --install dynamo-crds ./charts/crds --namespace default --wait >/dev/null
+in_cluster kubectl get crd -o custom-columns=NAME:.metadata.name,SHORT:.spec.names.shortNames | grep -E 'NAME|nvidia'
+ok "CRDs installed by helm and Established"
 
-step "Applying the example graphs and model"
-in_cluster kubectl create namespace dynamo-demo --dry-run=client -o yaml | in_cluster kubectl apply -f -
-in_cluster kubectl apply --namespace dynamo-demo -f examples/
-in_cluster kubectl get dgd,dm --namespace dynamo-demo
+step "helm install dynamo-platform (webhook on; NATS and etcd off: their charts are not reachable offline)"
+chart=$(hack/chart-offline.sh "$(mktemp -d)")
+in_cluster kubectl create namespace dynamo-system --dry-run=client -o yaml | in_cluster kubectl apply -f - >/dev/null
+in_cluster helm upgrade --install dynamo-platform "$chart" --namespace dynamo-system --wait --timeout 180s \
+  --set nats.enabled=false --set etcd.enabled=false >/dev/null
+in_cluster kubectl get pods --namespace dynamo-system -o wide
+ok "operator and webhook Running and Ready as real processes"
+bundles=$(in_cluster kubectl get validatingwebhookconfiguration dynamo-platform-dynamo-operator-validating \
+  -o jsonpath='{range .webhooks[*]}{.clientConfig.caBundle}{"\n"}{end}' | grep -c .) || true
+[[ $bundles == 3 ]] || die "expected 3 webhooks with a caBundle, found $bundles"
+ca_secret=$(in_cluster kubectl get secret webhook-server-cert --namespace dynamo-system \
+  -o jsonpath='{.metadata.labels.app\.kubernetes\.io/managed-by}')
+[[ $ca_secret == dynamo-certgen ]] || die "webhook-server-cert was not written by dynamo-certgen"
+ok "cert-gen hook Jobs ran dynamo-certgen: Secret written, 3 webhooks carry the CA"
 
-step "The API server rejects an invalid graph and names the field"
-if printf '%s\n' 'apiVersion: nvidia.com/v1alpha1' 'kind: DynamoGraphDeployment' \
-  'metadata: {name: broken}' 'spec: {backendFramework: tensorflow}' |
-  in_cluster kubectl apply --namespace dynamo-demo -f -; then
-  echo "unexpected: the invalid graph was accepted" >&2
-  exit 1
-fi
+step "kubectl apply of valid graphs: admitted, then reconciled to Ready"
+in_cluster kubectl create namespace dynamo-demo --dry-run=client -o yaml | in_cluster kubectl apply -f - >/dev/null
+in_cluster kubectl apply --namespace dynamo-demo -f examples/vllm-agg.yaml -f examples/sglang-agg.yaml \
+  -f examples/dynamomodel-lora.yaml
+in_cluster kubectl wait --namespace dynamo-demo --for=condition=Ready --timeout=120s dgd/vllm-agg dgd/sglang-agg >/dev/null
+in_cluster kubectl get dgd,dcd --namespace dynamo-demo
+ok "vllm-agg and sglang-agg Ready=True (DCDs, Deployments, Services by the operator)"
 
-step "Minting the webhook certificate with dynamo-certgen (run twice: the second run keeps it)"
-for _ in 1 2; do
-  in_cluster env RUST_LOG=info ./target/debug/dynamo-certgen \
-    --namespace dynamo-demo --service-name dynamo-webhook
-done
-in_cluster kubectl get secret webhook-server-cert --namespace dynamo-demo
+step "kubectl apply of invalid manifests: rejected, naming the field"
+reject() { # reject <what> <field> : manifest on stdin must be refused with <field> in the message
+  local out
+  if out=$(in_cluster kubectl apply --namespace dynamo-demo -f - 2>&1); then
+    die "$1 was admitted"
+  fi
+  grep -q -- "$2" <<<"$out" || die "$1: the message does not name $2: $out"
+  printf '    %-28s %s\n' "$1:" "$(grep -o -- "$2[^\"]*" <<<"$out" | head -n 1)" >&2
+}
+sed 's/backendFramework: vllm/backendFramework: sglang/' examples/vllm-agg.yaml |
+  reject "immutable backendFramework" "spec.backendFramework"
+sed 's/^  services:$/  services:\n    Extra: {componentType: worker, replicas: 1}/' examples/vllm-agg.yaml |
+  reject "service added on update" "spec.services"
+printf '%s\n' 'apiVersion: nvidia.com/v1alpha1' 'kind: DynamoGraphDeployment' 'metadata: {name: empty}' \
+  'spec: {backendFramework: vllm, services: {}}' | reject "no services" "spec.services"
+printf '%s\n' 'apiVersion: nvidia.com/v1alpha1' 'kind: DynamoModel' 'metadata: {name: no-uri}' \
+  'spec: {modelName: m, baseModelName: b, modelType: lora}' | reject "LoRA without a source" "spec.source"
+ok "4 invalid manifests refused by the webhook, each message naming the field"
 
+step "helm upgrade: the certificate is kept (no Secret write)"
+before=$(in_cluster kubectl get secret webhook-server-cert -n dynamo-system -o jsonpath='{.metadata.resourceVersion}')
+in_cluster helm upgrade dynamo-platform "$chart" --namespace dynamo-system --wait --timeout 180s \
+  --set nats.enabled=false --set etcd.enabled=false >/dev/null
+after=$(in_cluster kubectl get secret webhook-server-cert -n dynamo-system -o jsonpath='{.metadata.resourceVersion}')
+[[ $before == "$after" ]] || die "helm upgrade rewrote the certificate Secret ($before -> $after)"
+ok "helm upgrade reran the cert generator and it wrote nothing"
+
+step "Summary"
+printf '%s\n' "${proved[@]}" >&2
 cat >&2 <<MSG
 
-The demo cluster keeps running. Explore it with:
-  DYNAMO_E2E_CLUSTER=demo hack/cluster.sh exec kubectl get dgd -A
-Stop it with:
-  hack/demo.sh down
+Demo done in $((SECONDS - demo_start))s. The cluster keeps running:
+  kubeconfig:  $(hack/cluster.sh env | sed -n 's/^export KUBECONFIG=//p')
+  explore:     DYNAMO_E2E_CLUSTER=demo hack/cluster.sh exec kubectl get dgd -A
+  logs:        $(hack/cluster.sh env | sed -n 's/^export DYNAMO_E2E_STATE=//p')/logs (control plane, node agent, one file per pod we run)
+  stop it:     hack/demo.sh down    (or: make demo-down)
 MSG
