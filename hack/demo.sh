@@ -78,8 +78,10 @@ reject() { # reject <what> <field> : manifest on stdin must be refused with <fie
   if out=$(in_cluster kubectl apply --namespace dynamo-demo -f - 2>&1); then
     die "$1 was admitted"
   fi
-  grep -q -- "$2" <<<"$out" || die "$1: the message does not name $2: $out"
-  printf '    %-28s %s\n' "$1:" "$(grep -o -- "$2[^\"]*" <<<"$out" | head -n 1)" >&2
+  local refusal
+  refusal=$(grep -E 'denied the request|is invalid|Invalid value|Unsupported value|Required value' <<<"$out" || true)
+  grep -q -- "$2" <<<"$refusal" || die "$1: the refusal does not name $2: $out"
+  printf '    %-28s %s\n' "$1:" "$(grep -o -- "$2.*" <<<"$refusal" | head -n 1 | cut -c1-110)" >&2
 }
 sed 's/backendFramework: vllm/backendFramework: sglang/' examples/vllm-agg.yaml |
   reject "immutable backendFramework" "spec.backendFramework"
