@@ -324,7 +324,7 @@ rules:
   - apiGroups: [nvidia.com]
     resources: [dynamographdeployments, dynamographdeployments/status, dynamographdeployments/finalizers,
                 dynamocomponentdeployments, dynamocomponentdeployments/status, dynamocomponentdeployments/finalizers,
-                dynamoworkermetadatas]
+                dynamomodels, dynamomodels/status, dynamomodels/finalizers, dynamoworkermetadatas]
     verbs: {all}
   - apiGroups: [apps]
     resources: [deployments]

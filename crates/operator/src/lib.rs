@@ -4,5 +4,6 @@
 pub mod apply;
 pub mod build;
 pub mod controllers;
+pub mod lora;
 pub mod metrics;
 pub mod scope_marker;

@@ -14,6 +14,7 @@ pub mod config;
 pub mod defaults;
 pub mod graph;
 pub mod merge;
+pub mod model;
 pub mod naming;
 pub mod pod;
 pub mod rbac;

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use super::status::condition;
 use super::{Context, Error, reconcile_with_finalizer};
 use crate::apply::{Change, owned_by};
-use crate::build::{pod, workload};
+use crate::build::{model, pod, workload};
 
 const KIND: &str = "DynamoComponentDeployment";
 const RESYNC: Duration = Duration::from_secs(300);
@@ -160,6 +160,7 @@ async fn apply(
     if component.spec.shared.component_type.as_deref() == Some("frontend") {
         sync_virtual_service(context, component, namespace).await?;
     }
+    sync_model_service(context, component, &services).await?;
 
     let status = status_of(component, Some(&deployment), None);
     let ready = status
@@ -176,6 +177,53 @@ async fn apply(
     } else {
         Action::requeue(Duration::from_secs(60))
     })
+}
+
+/// The headless Service of the component's base model (`modelRef`), shared with every other
+/// component serving it: this component's own field manager adds its owner reference, and
+/// nothing is written when the live Service already has it and the spec.
+async fn sync_model_service(
+    context: &Context,
+    component: &DynamoComponentDeployment,
+    services: &Api<Service>,
+) -> Result<(), Error> {
+    let desired = match model::model_service(component) {
+        Ok(Some(desired)) => desired,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            tracing::warn!(component = %component.name_any(), "model Service: {e}");
+            return Ok(());
+        }
+    };
+    let name = desired.name_any();
+    let uid = component.uid().unwrap_or_default();
+    let live = services.get_opt(&name).await?;
+    if let Some(live) = &live {
+        let mut without_owners = desired.clone();
+        without_owners.metadata.owner_references = None;
+        let wanted = serde_json::to_value(&without_owners).map_err(kube::Error::SerdeError)?;
+        let current = serde_json::to_value(live).map_err(kube::Error::SerdeError)?;
+        let owned = live.owner_references().iter().any(|r| r.uid == uid);
+        if owned && crate::apply::contains(&current, &wanted) {
+            return Ok(());
+        }
+    }
+    context.applier.count_write();
+    let manager = model::model_service_manager(component);
+    services
+        .patch(
+            &name,
+            &kube::api::PatchParams::apply(&manager).force(),
+            &kube::api::Patch::Apply(&desired),
+        )
+        .await?;
+    let change = if live.is_some() {
+        Change::Updated
+    } else {
+        Change::Created
+    };
+    announce(context, component, "Service", &name, change).await;
+    Ok(())
 }
 
 /// The frontend's Istio VirtualService: applied when wanted, deleted (if ours) when not. Looked

@@ -2,6 +2,7 @@
 
 pub mod component;
 pub mod graph;
+pub mod model;
 mod status;
 
 use std::fmt::Debug;
@@ -10,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
+use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment, DynamoModel};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 
 use futures::{Stream, StreamExt};
@@ -63,6 +65,8 @@ pub struct Context {
     pub scope: Scope,
     writers: Mutex<Option<Writers>>,
     pub(crate) identities: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Consecutive failed load rounds per DynamoModel uid, for the retry backoff.
+    model_failures: Mutex<std::collections::HashMap<String, u32>>,
 }
 
 /// How often an object in a namespace held by a restricted operator is looked at again.
@@ -98,6 +102,7 @@ impl Context {
                 synced: AtomicBool::new(false),
             },
             identities: Mutex::default(),
+            model_failures: Mutex::default(),
             scope: match &namespace {
                 Some(namespace) => Scope::Restricted(namespace.clone()),
                 None => Scope::cluster_wide(),
@@ -163,6 +168,20 @@ impl Context {
                 tracing::debug!("publishing event {reason}: {e}");
             }
         });
+    }
+
+    /// Records a load round of DynamoModel `uid` (failed or not) and returns how many rounds
+    /// in a row have failed.
+    pub fn model_failures(&self, uid: &str, failed: bool) -> u32 {
+        let mut failures = self.model_failures.lock().unwrap();
+        if failed {
+            let count = failures.entry(uid.to_owned()).or_default();
+            *count += 1;
+            *count
+        } else {
+            failures.remove(uid);
+            0
+        }
     }
 
     /// Whether the discovery identity of graph `uid` was ensured within the last minute; a
@@ -234,6 +253,32 @@ where
     F: FnOnce(Arc<K>, String) -> Fut,
     Fut: std::future::Future<Output = Result<Action, Error>>,
 {
+    reconcile_with_cleanup(object, context, kind, apply, |_, _| async {
+        Ok(Action::await_change())
+    })
+    .await
+}
+
+/// [`reconcile_with_finalizer`] with work to do before the finalizer comes off (`cleanup`,
+/// given the object and its namespace).
+pub(crate) async fn reconcile_with_cleanup<K, F, Fut, C, CFut>(
+    object: Arc<K>,
+    context: &Context,
+    kind: &'static str,
+    apply: F,
+    cleanup: C,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + Debug,
+    F: FnOnce(Arc<K>, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
+    C: FnOnce(Arc<K>, String) -> CFut,
+    CFut: std::future::Future<Output = Result<Action, Error>>,
+{
     if let Some(later) = context.not_synced() {
         return Ok(later);
     }
@@ -259,7 +304,9 @@ where
                 kube::runtime::finalizer::Event::Apply(object) => {
                     apply(object, namespace.clone()).await
                 }
-                kube::runtime::finalizer::Event::Cleanup(_) => Ok(Action::await_change()),
+                kube::runtime::finalizer::Event::Cleanup(object) => {
+                    cleanup(object, namespace.clone()).await
+                }
             }
         },
     )
@@ -311,7 +358,7 @@ fn controller_config() -> kube::runtime::controller::Config {
         .debounce(Duration::from_millis(200))
 }
 
-/// Runs both controllers until a shutdown signal; `ready` turns true once every cache synced.
+/// Runs the three controllers until a shutdown signal; `ready` turns true once every cache synced.
 pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>) {
     let writers = context
         .writers
@@ -352,9 +399,39 @@ pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>)
     .run(component::reconcile, error_policy, context.clone())
     .for_each(|_| async {});
 
+    // DynamoModels, and the EndpointSlices of base-model Services (which carry the hash label
+    // from their Service): a slice change reconciles the models of that base model.
+    let models = Controller::new(context.scoped::<DynamoModel>(), all().page_size(100));
+    let model_store = models.store();
+    let model_controller = models
+        .watches(
+            context.scoped::<EndpointSlice>(),
+            watcher::Config::default().labels(dynamo_api::labels::label::BASE_MODEL_HASH),
+            move |slice: EndpointSlice| {
+                let hash = slice
+                    .labels()
+                    .get(dynamo_api::labels::label::BASE_MODEL_HASH)
+                    .cloned()
+                    .unwrap_or_default();
+                let namespace = slice.namespace();
+                model_store
+                    .state()
+                    .into_iter()
+                    .filter(|m| {
+                        m.namespace() == namespace && crate::build::model::model_hash(m) == hash
+                    })
+                    .map(|m| ObjectRef::from_obj(&*m))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(controller_config())
+        .shutdown_on_signal()
+        .run(model::reconcile, error_policy, context.clone())
+        .for_each(|_| async {});
+
     tokio::spawn(signal_ready(graphs.clone(), context.clone(), ready));
     tokio::spawn(count_resources(graphs, components, context.clone()));
-    tokio::join!(graph_controller, component_controller);
+    tokio::join!(graph_controller, component_controller, model_controller);
 }
 
 /// Waits until `store` has synced; false if its writer went away first.
