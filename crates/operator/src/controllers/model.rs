@@ -216,7 +216,12 @@ async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Resul
         )));
     }
     if all_ready && !was_ready {
-        context.event(model, false, reason, message).await;
+        let event = if lora {
+            "EndpointsReady"
+        } else {
+            "EndpointsDiscovered"
+        };
+        context.event(model, false, event, message).await;
     } else if reason == "NoEndpoints" && status != model.status.clone().unwrap_or_default() {
         context
             .event(model, false, "NoEndpointsFound", message)
