@@ -57,7 +57,8 @@ pub fn model_service(dcd: &DynamoComponentDeployment) -> Result<Option<Service>,
                 protocol: Some("TCP".to_owned()),
                 ..Default::default()
             }]),
-            publish_not_ready_addresses: Some(false),
+            // publishNotReadyAddresses stays unset (false): the API server omits a false
+            // value, so setting it would make every reconcile look like a change.
             ..Default::default()
         }),
         status: None,

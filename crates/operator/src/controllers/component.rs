@@ -208,6 +208,7 @@ async fn sync_model_service(
             return Ok(());
         }
     }
+    tracing::info!(kind = "Service", %name, created = live.is_none(), "applying shared model Service");
     context.applier.count_write();
     let manager = model::model_service_manager(component);
     services
