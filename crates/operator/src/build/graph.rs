@@ -84,6 +84,9 @@ pub fn desired_components(
                 namespace: Some(namespace.clone()),
                 labels: Some(labels),
                 owner_references: Some(vec![owner.clone()]),
+                // Created with its finalizer: the component controller need not add it in a
+                // write (and a reconcile round) of its own.
+                finalizers: Some(vec![dynamo_api::labels::FINALIZER.to_owned()]),
                 ..Default::default()
             },
             spec: DynamoComponentDeploymentSpec {
@@ -229,6 +232,11 @@ mod tests {
             expected(dcd.metadata.labels.as_ref().unwrap());
             expected(dcd.spec.shared.labels.as_ref().unwrap());
             assert_eq!(dcd.spec.shared.dynamo_namespace.as_deref(), Some(dyn_ns));
+            // Created with the finalizer, so no separate write adds it.
+            assert_eq!(
+                dcd.metadata.finalizers.as_deref(),
+                Some(&[dynamo_api::labels::FINALIZER.to_owned()][..])
+            );
         }
     }
 

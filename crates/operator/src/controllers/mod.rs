@@ -295,6 +295,16 @@ where
         return Ok(Action::requeue(EXCLUDED_RECHECK));
     }
     let api: Api<K> = Api::namespaced(context.client.clone(), &namespace);
+    let object = match with_finalizer(&api, object, context).await {
+        Ok(object) => object,
+        Err(e) => {
+            let error = Error::Kube(e);
+            context
+                .metrics
+                .record(kind, &namespace, started, Some(error.error_type()));
+            return Err(error);
+        }
+    };
     let result = kube::runtime::finalizer::finalizer(
         &api,
         dynamo_api::labels::FINALIZER,
@@ -317,6 +327,36 @@ where
         .metrics
         .record(kind, &namespace, started, error_type);
     result
+}
+
+/// The object with our finalizer: added here with the resourceVersion as precondition, so the
+/// reconcile goes on with the work at once (kube's helper would add it and wait for the
+/// resulting watch event, one more round through the queue for every new object).
+async fn with_finalizer<K>(api: &Api<K>, object: Arc<K>, context: &Context) -> kube::Result<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let finalizer = dynamo_api::labels::FINALIZER;
+    if object.meta().deletion_timestamp.is_some()
+        || object.finalizers().iter().any(|f| f == finalizer)
+    {
+        return Ok(object);
+    }
+    let mut finalizers = object.finalizers().to_vec();
+    finalizers.push(finalizer.to_owned());
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": object.resource_version(),
+        "finalizers": finalizers,
+    }});
+    context.applier.count_write();
+    let patched = api
+        .patch(
+            &object.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(Arc::new(patched))
 }
 
 /// Retry with growing delay is left to the controller's backoff; this only spaces retries.
