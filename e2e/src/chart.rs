@@ -25,6 +25,19 @@ pub fn repo() -> PathBuf {
 pub fn offline_chart() -> &'static Path {
     static CHART: OnceLock<PathBuf> = OnceLock::new();
     CHART.get_or_init(|| {
+        // Copies of test processes that have exited are removed first.
+        for entry in std::fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("dynamo-chart-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         let dest = std::env::temp_dir().join(format!("dynamo-chart-{}", std::process::id()));
         let output = Command::new(repo().join("hack/chart-offline.sh"))
             .arg(&dest)
