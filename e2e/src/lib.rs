@@ -73,6 +73,27 @@ impl Cluster {
         command
     }
 
+    /// Runs the pinned helm with `args` against this cluster.
+    pub fn run_helm(&self, args: &[&str]) -> Output {
+        self.helm().args(args).output().expect("running helm")
+    }
+
+    /// `helm <verb> RELEASE <offline platform chart> --namespace NS` with the remote
+    /// components off (`chart::OFFLINE_VALUES`), then `extra`.
+    pub fn helm_platform(
+        &self,
+        verb: &str,
+        release: &str,
+        namespace: &str,
+        extra: &[&str],
+    ) -> Output {
+        let chart = chart::offline_chart().to_string_lossy().into_owned();
+        let mut args = vec![verb, release, chart.as_str(), "--namespace", namespace];
+        args.extend(chart::OFFLINE_VALUES);
+        args.extend(extra);
+        self.run_helm(&args)
+    }
+
     /// Path of one of our binaries, built by `cargo build` before the tests run.
     pub fn our_binary(&self, name: &str) -> PathBuf {
         let target = std::env::var_os("CARGO_TARGET_DIR")

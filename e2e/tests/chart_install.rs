@@ -6,32 +6,25 @@
 
 use std::process::Output;
 
-use dynamo_e2e::chart::{self, OFFLINE_VALUES};
+use dynamo_e2e::chart;
 use dynamo_e2e::{Cluster, TestNamespace, assert_success};
 
 fn helm(args: &[&str]) -> Output {
-    Cluster::get()
-        .helm()
-        .args(args)
-        .output()
-        .expect("running helm")
+    Cluster::get().run_helm(args)
 }
 
 /// `helm install|upgrade RELEASE` of the offline chart into `namespace`.
 fn install(verb: &str, release: &str, namespace: &str, extra: &[&str]) -> Output {
-    let chart = chart::offline_chart().to_string_lossy().into_owned();
-    let mut args = vec![verb, release, chart.as_str(), "--namespace", namespace];
-    args.extend(OFFLINE_VALUES);
     // Nothing in these tests needs the webhook or the hook Jobs: the conflict checks read the
     // manager RBAC only.
-    args.extend([
+    let mut args = vec![
         "--set",
         "dynamo-operator.webhook.enabled=false",
         "--set",
         "dynamo-operator.dynamo.mpiRun.sshKeygen.enabled=false",
-    ]);
+    ];
     args.extend(extra);
-    helm(&args)
+    Cluster::get().helm_platform(verb, release, namespace, &args)
 }
 
 fn dry_run(release: &str, namespace: &str, extra: &[&str]) -> Output {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dynamo_api::v1alpha1::DynamoGraphDeployment;
-use dynamo_e2e::chart::{self, OFFLINE_VALUES};
+use dynamo_e2e::chart;
 use dynamo_e2e::{Cluster, TestNamespace, assert_success, wait_until};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -24,21 +24,14 @@ const RELEASE: &str = "dp";
 const FULL: &str = "dp-dynamo-operator";
 
 fn helm(args: &[&str]) -> Output {
-    Cluster::get()
-        .helm()
-        .args(args)
-        .output()
-        .expect("running helm")
+    Cluster::get().run_helm(args)
 }
 
 /// `helm <verb> RELEASE <offline chart> -n NS --wait <extra>`.
 fn platform(verb: &str, release: &str, namespace: &str, extra: &[&str]) -> Output {
-    let chart = chart::offline_chart().to_string_lossy().into_owned();
-    let mut args = vec![verb, release, chart.as_str(), "--namespace", namespace];
-    args.extend(["--wait", "--timeout", "120s"]);
-    args.extend(OFFLINE_VALUES);
+    let mut args = vec!["--wait", "--timeout", "120s"];
     args.extend(extra);
-    helm(&args)
+    Cluster::get().helm_platform(verb, release, namespace, &args)
 }
 
 /// A release this test installed; uninstalled when the test ends, passing or failing, so a
