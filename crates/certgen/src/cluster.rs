@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dynamo_common::json::contains;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -169,20 +170,6 @@ pub struct Wait {
     pub skip_missing: bool,
 }
 
-/// Whether `live` already holds everything `wanted` says (fields the API server defaulted
-/// and `wanted` leaves out do not count).
-pub fn holds(live: &Value, wanted: &Value) -> bool {
-    match (live, wanted) {
-        (Value::Object(live), Value::Object(wanted)) => wanted
-            .iter()
-            .all(|(key, value)| live.get(key).is_some_and(|l| holds(l, value))),
-        (Value::Array(live), Value::Array(wanted)) => {
-            live.len() == wanted.len() && live.iter().zip(wanted).all(|(l, w)| holds(l, w))
-        }
-        _ => live == wanted,
-    }
-}
-
 /// The webhook entries to apply: the template's (or, without one, just the names of the live
 /// webhooks), each with `bundle` as its `caBundle`.
 pub fn desired_webhooks(live: &[Value], template: Option<&[Value]>, bundle: &[u8]) -> Vec<Value> {
@@ -219,7 +206,7 @@ pub fn stale_count(live: &[Value], desired: &[Value], template: bool) -> usize {
         .iter()
         .filter(|wanted| {
             let name = wanted.get("name").cloned().unwrap_or(Value::Null);
-            !by_name(live, &name).is_some_and(|l| holds(&l, wanted))
+            !by_name(live, &name).is_some_and(|l| contains(&l, wanted))
         })
         .count();
     let extra = if template {

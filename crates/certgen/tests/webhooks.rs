@@ -1,7 +1,7 @@
 //! What the cert generator writes into a webhook configuration, decided without a cluster:
 //! the entries it applies and whether the live object already holds them.
 
-use dynamo_certgen::cluster::{desired_webhooks, holds, stale_count};
+use dynamo_certgen::cluster::{desired_webhooks, stale_count};
 use serde_json::{Value, json};
 
 fn template() -> Vec<Value> {
@@ -95,13 +95,4 @@ fn without_a_template_only_the_bundle_of_existing_webhooks_is_set() {
         webhook["clientConfig"]["caBundle"] = desired[0]["clientConfig"]["caBundle"].clone();
     }
     assert_eq!(stale_count(&current, &desired, false), 0);
-}
-
-#[test]
-fn holds_compares_lists_whole_and_objects_by_the_wanted_keys() {
-    assert!(holds(&json!({"a": 1, "b": 2}), &json!({"a": 1})));
-    assert!(!holds(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
-    assert!(!holds(&json!([1, 2]), &json!([1])));
-    assert!(holds(&json!([{"x": 1, "y": 2}]), &json!([{"x": 1}])));
-    assert!(!holds(&json!("Fail"), &json!("Ignore")));
 }

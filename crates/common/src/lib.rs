@@ -3,6 +3,7 @@
 //! namespace-scope leases.
 
 pub mod admin;
+pub mod json;
 pub mod leader;
 pub mod scope;
 pub mod secure_metrics;

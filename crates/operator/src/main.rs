@@ -189,18 +189,13 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     if !args.metrics_secure_bind_address.is_empty() {
-        let address = dynamo_common::listen_address(&args.metrics_secure_bind_address);
-        let listener = tokio::net::TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
-        let (client, probes, stopped) = (client.clone(), probes.clone(), stopped.clone());
-        tokio::spawn(async move {
-            if let Err(e) =
-                dynamo_common::secure_metrics::serve(listener, client, probes, stopped).await
-            {
-                tracing::error!("secure metrics server: {e}");
-            }
-        });
+        dynamo_common::secure_metrics::start(
+            &args.metrics_secure_bind_address,
+            client.clone(),
+            probes.clone(),
+            stopped.clone(),
+        )
+        .await?;
     }
     let marker = match &namespace {
         Some(restricted) => Some(Arc::new(ScopeMarker::new(

@@ -108,10 +108,19 @@ async fn run(args: Serve) -> anyhow::Result<()> {
     } else {
         Scope::Restricted(args.restricted_namespace.clone())
     };
-    if let Scope::ClusterWide(_) = &scope {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the Kubernetes API to watch namespace-scope leases")?;
+    // The API is needed to watch namespace-scope leases (cluster-wide) and to review metrics
+    // callers; one client serves both.
+    let cluster_wide = matches!(scope, Scope::ClusterWide(_));
+    let client = if cluster_wide || !args.metrics_secure_bind_address.is_empty() {
+        Some(
+            kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API")?,
+        )
+    } else {
+        None
+    };
+    if let (true, Some(client)) = (cluster_wide, client.clone()) {
         let watching = scope.clone();
         tokio::spawn(async move {
             if let Err(e) = watching.watch_leases(client).await {
@@ -142,24 +151,17 @@ async fn run(args: Serve) -> anyhow::Result<()> {
         app.clone(),
         stopped.clone(),
     ));
-    let secure_metrics = if args.metrics_secure_bind_address.is_empty() {
-        None
-    } else {
-        let address = dynamo_common::listen_address(&args.metrics_secure_bind_address);
-        let listener = tokio::net::TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the Kubernetes API to review metrics callers")?;
-        let (probes, stopped) = (app.clone(), stopped.clone());
-        Some(tokio::spawn(async move {
-            if let Err(e) =
-                dynamo_common::secure_metrics::serve(listener, client, probes, stopped).await
-            {
-                tracing::error!("secure metrics server: {e}");
-            }
-        }))
+    let secure_metrics = match client {
+        Some(client) if !args.metrics_secure_bind_address.is_empty() => Some(
+            dynamo_common::secure_metrics::start(
+                &args.metrics_secure_bind_address,
+                client,
+                app.clone(),
+                stopped.clone(),
+            )
+            .await?,
+        ),
+        _ => None,
     };
     let admission_task = tokio::spawn(server::serve_admission(admission, app, tls, stopped));
     dynamo_common::shutdown_signal().await;

@@ -373,6 +373,25 @@ pub fn self_signed_config(names: Vec<String>) -> Result<rustls::ServerConfig, Er
     Ok(config)
 }
 
+/// Binds `address` (`:8443` style accepted) and serves [`serve`] in the background until
+/// `shutdown` changes; a failure after the bind is logged. The task ends with the server.
+pub async fn start(
+    address: &str,
+    client: kube::Client,
+    probes: Arc<dyn Probes>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let address = crate::listen_address(address);
+    let listener = TcpListener::bind(&address)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("listening on {address}: {e}")))?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = serve(listener, client, probes, shutdown).await {
+            tracing::error!("secure metrics server: {e}");
+        }
+    }))
+}
+
 /// Serves `/metrics` of `probes` over HTTPS on `listener` until `shutdown` changes.
 ///
 /// Only callers whose bearer token `client` can review, and who may `get /metrics`, are

@@ -197,7 +197,8 @@ async fn sync_model_service(
     };
     let name = desired.name_any();
     let uid = component.uid().unwrap_or_default();
-    let live = services.get_opt(&name).await?;
+    let namespace = component.namespace().unwrap_or_default();
+    let live = Context::cached(&context.caches.model_services, &namespace, &name);
     if let Some(live) = &live {
         let mut without_owners = desired.clone();
         without_owners.metadata.owner_references = None;

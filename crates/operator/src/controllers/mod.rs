@@ -38,6 +38,11 @@ pub struct Caches {
     pub deployments: Store<Deployment>,
     pub services: Store<Service>,
     pub ingresses: Store<Ingress>,
+    /// The shared headless Services of base models (label `nvidia.com/dynamo-base-model-hash`;
+    /// they belong to no single graph, so the graph-labelled Service cache lacks them).
+    pub model_services: Store<Service>,
+    /// EndpointSlices of those Services: the pods serving each base model.
+    pub model_endpoints: Store<EndpointSlice>,
     /// Set once every cache has synced; until then reconciles wait (a cold cache would
     /// look like missing children and cause needless writes).
     pub synced: AtomicBool,
@@ -48,6 +53,8 @@ struct Writers {
     deployments: Writer<Deployment>,
     services: Writer<Service>,
     ingresses: Writer<Ingress>,
+    model_services: Writer<Service>,
+    model_endpoints: Writer<EndpointSlice>,
 }
 
 /// Everything a reconcile needs.
@@ -87,6 +94,8 @@ impl Context {
         let (deployments, deployments_writer) = reflector::store();
         let (services, services_writer) = reflector::store();
         let (ingresses, ingresses_writer) = reflector::store();
+        let (model_services, model_services_writer) = reflector::store();
+        let (model_endpoints, model_endpoints_writer) = reflector::store();
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -99,6 +108,8 @@ impl Context {
                 deployments,
                 services,
                 ingresses,
+                model_services,
+                model_endpoints,
                 synced: AtomicBool::new(false),
             },
             identities: Mutex::default(),
@@ -112,6 +123,8 @@ impl Context {
                 deployments: deployments_writer,
                 services: services_writer,
                 ingresses: ingresses_writer,
+                model_services: model_services_writer,
+                model_endpoints: model_endpoints_writer,
             })),
         }
     }
@@ -410,6 +423,8 @@ pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>)
     // Children carry the graph label; nothing else needs watching.
     let owned =
         || watcher::Config::default().labels(dynamo_api::labels::label::GRAPH_DEPLOYMENT_NAME);
+    // Base-model Services and their EndpointSlices carry the model hash label.
+    let by_model = || watcher::Config::default().labels(dynamo_api::labels::label::BASE_MODEL_HASH);
 
     let (graphs, graph_writer) = reflector::store::<DynamoGraphDeployment>();
     let graph_controller = Controller::for_stream(
@@ -434,6 +449,11 @@ pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>)
     .owns_stream(lean_stream(context.scoped(), owned(), writers.deployments))
     .owns_stream(lean_stream(context.scoped(), owned(), writers.services))
     .owns_stream(lean_stream(context.scoped(), owned(), writers.ingresses))
+    .owns_stream(lean_stream(
+        context.scoped(),
+        by_model(),
+        writers.model_services,
+    ))
     .with_config(controller_config())
     .shutdown_on_signal()
     .run(component::reconcile, error_policy, context.clone())
@@ -444,9 +464,8 @@ pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>)
     let models = Controller::new(context.scoped::<DynamoModel>(), all().page_size(100));
     let model_store = models.store();
     let model_controller = models
-        .watches(
-            context.scoped::<EndpointSlice>(),
-            watcher::Config::default().labels(dynamo_api::labels::label::BASE_MODEL_HASH),
+        .watches_stream(
+            lean_stream(context.scoped(), by_model(), writers.model_endpoints),
             move |slice: EndpointSlice| {
                 let hash = slice
                     .labels()
@@ -499,6 +518,8 @@ async fn synced(graphs: &Store<DynamoGraphDeployment>, context: &Context) -> boo
         && store_synced(&caches.deployments).await
         && store_synced(&caches.services).await
         && store_synced(&caches.ingresses).await
+        && store_synced(&caches.model_services).await
+        && store_synced(&caches.model_endpoints).await
 }
 
 async fn signal_ready(

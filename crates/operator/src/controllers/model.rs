@@ -11,7 +11,6 @@ use dynamo_api::validation::validate_model_create;
 use futures::StreamExt as _;
 use hyper::Method;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
@@ -39,17 +38,20 @@ pub async fn reconcile(model: Arc<DynamoModel>, context: Arc<Context>) -> Result
     .await
 }
 
-async fn slices(
-    context: &Context,
-    namespace: &str,
-    model: &DynamoModel,
-) -> Result<Vec<EndpointSlice>, Error> {
-    let api: Api<EndpointSlice> = Api::namespaced(context.client.clone(), namespace);
-    let selector = format!("{}={}", label::BASE_MODEL_HASH, model::model_hash(model));
-    Ok(api
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items)
+/// The EndpointSlices of the model's base model, from the watch cache.
+fn slices(context: &Context, namespace: &str, model: &DynamoModel) -> Vec<EndpointSlice> {
+    let hash = model::model_hash(model);
+    context
+        .caches
+        .model_endpoints
+        .state()
+        .into_iter()
+        .filter(|s| {
+            s.namespace().as_deref() == Some(namespace)
+                && s.labels().get(label::BASE_MODEL_HASH) == Some(&hash)
+        })
+        .map(|s| (*s).clone())
+        .collect()
 }
 
 /// Loads the adapter onto `targets`, at most [`CONCURRENCY`] at once; returns the addresses
@@ -119,7 +121,7 @@ async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Resul
         return Ok(Action::await_change());
     }
 
-    let slices = slices(context, namespace, model).await?;
+    let slices = slices(context, namespace, model);
     let candidates = model::candidates(&slices);
     let lora = model::loads_over_http(model);
     // Addresses recorded as loaded that still hold the same pod keep their adapter.
