@@ -99,6 +99,23 @@ async fn a_graph_becomes_ready_and_its_children_follow_the_spec() {
     let services = graph.status.unwrap().services.unwrap();
     assert_eq!(services["VllmDecodeWorker"].ready_replicas, Some(1));
 
+    // Creations are recorded as events on the parents, by the operator.
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    wait_until("creation events", Duration::from_secs(30), || async {
+        let events = events.list(&ListParams::default()).await.ok()?.items;
+        let on = |kind: &str, reason: &str| {
+            events.iter().any(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.reporting_controller.as_deref() == Some("dynamo-operator")
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some(kind)
+            })
+        };
+        (on("DynamoGraphDeployment", "CreateDynamoComponentDeployment")
+            && on("DynamoComponentDeployment", "CreateDeployment"))
+        .then_some(())
+    })
+    .await;
+
     let components: Api<DynamoComponentDeployment> = ns.api();
     let worker = components.get("vllm-agg-vllmdecodeworker").await.unwrap();
     assert_eq!(

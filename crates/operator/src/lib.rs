@@ -3,7 +3,9 @@
 
 pub mod apply;
 pub mod build;
+pub mod client;
 pub mod controllers;
+pub mod events;
 pub mod lora;
 pub mod metrics;
 pub mod scope_marker;

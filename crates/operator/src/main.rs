@@ -159,7 +159,7 @@ impl dynamo_common::admin::Probes for Probes {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     dynamo_common::init_logging();
-    let client = kube::Client::try_default()
+    let client = dynamo_operator::client::connect()
         .await
         .context("connecting to the Kubernetes API")?;
     let namespace = Some(args.restricted_namespace.clone()).filter(|n| !n.is_empty());

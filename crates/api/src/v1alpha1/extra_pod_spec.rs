@@ -22,9 +22,9 @@ const MAIN_CONTAINER: &str = "mainContainer";
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExtraPodSpec {
     /// PodSpec fields; `containers` is empty unless the user listed extra containers.
-    pub pod_spec: Option<PodSpec>,
+    pub pod_spec: Option<Box<PodSpec>>,
     /// Container fields merged over the generated `main` container; `name` may be empty.
-    pub main_container: Option<Container>,
+    pub main_container: Option<Box<Container>>,
 }
 
 impl Serialize for ExtraPodSpec {

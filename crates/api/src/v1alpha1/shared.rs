@@ -26,6 +26,9 @@ pub mod component_type {
 }
 
 /// One service of an inference graph: how its pods are built, exposed and scaled.
+// Large optional parts are boxed: the operator caches this struct once per service of every
+// graph and component (and a map node reserves room for eleven values), so an unset field
+// should cost a pointer, not kilobytes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DynamoComponentDeploymentSharedSpec {
@@ -52,10 +55,10 @@ pub struct DynamoComponentDeploymentSharedSpec {
     pub global_dynamo_namespace: Option<bool>,
     /// Compute resources of the main container, with GPU count and type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<Resources>,
+    pub resources: Option<Box<Resources>>,
     /// Deprecated and ignored: scale with a DynamoGraphDeploymentScalingAdapter instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub autoscaling: Option<Autoscaling>,
+    pub autoscaling: Option<Box<Autoscaling>>,
     /// Environment variables of the main container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::core::<Vec<EnvVar>>")]
@@ -68,7 +71,7 @@ pub struct DynamoComponentDeploymentSharedSpec {
     pub volume_mounts: Option<Vec<VolumeMount>>,
     /// How a frontend is exposed outside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress: Option<IngressSpec>,
+    pub ingress: Option<Box<IngressSpec>>,
     /// The base model this component serves; enables model discovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_ref: Option<ModelReference>,
@@ -84,11 +87,11 @@ pub struct DynamoComponentDeploymentSharedSpec {
     /// Replaces the default liveness probe of the main container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::core::<Probe>")]
-    pub liveness_probe: Option<Probe>,
+    pub liveness_probe: Option<Box<Probe>>,
     /// Replaces the default readiness probe of the main container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::core::<Probe>")]
-    pub readiness_probe: Option<Probe>,
+    pub readiness_probe: Option<Box<Probe>>,
     /// Number of replicas (1 when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
@@ -104,7 +107,7 @@ pub struct DynamoComponentDeploymentSharedSpec {
     pub epp_config: Option<EppConfig>,
     /// Checkpoint/restore of the model state for faster start-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checkpoint: Option<ServiceCheckpointConfig>,
+    pub checkpoint: Option<Box<ServiceCheckpointConfig>>,
 }
 
 /// Requests, limits and dynamic resource claims of the main container.
@@ -322,4 +325,21 @@ pub struct CheckpointIdentity {
     pub max_model_len: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_parameters: Option<BTreeMap<String, String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cached graph holds one of these per service in a map node sized for eleven, and
+    /// every cached component one more: a spec that grows past 1 KiB inline multiplies the
+    /// operator's memory.
+    #[test]
+    fn the_shared_spec_stays_small_inline() {
+        let size = std::mem::size_of::<DynamoComponentDeploymentSharedSpec>();
+        assert!(
+            size <= 1024,
+            "DynamoComponentDeploymentSharedSpec is {size} bytes inline"
+        );
+    }
 }

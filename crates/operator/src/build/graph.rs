@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::PodSpec;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
@@ -117,7 +116,7 @@ fn apply_component_type_defaults(
                 .extra_pod_spec
                 .get_or_insert_default()
                 .pod_spec
-                .get_or_insert_with(PodSpec::default);
+                .get_or_insert_default();
             if pod
                 .service_account_name
                 .as_deref()
@@ -128,7 +127,7 @@ fn apply_component_type_defaults(
             }
         }
         Some(component_type::FRONTEND) if spec.ingress.is_none() => {
-            spec.ingress = Some(default_ingress(graph, config));
+            spec.ingress = Some(Box::new(default_ingress(graph, config)));
         }
         _ => {}
     }

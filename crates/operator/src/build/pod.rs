@@ -53,18 +53,22 @@ pub fn pod_template(
     let user_pod = spec
         .extra_pod_spec
         .as_ref()
-        .and_then(|e| e.pod_spec.as_ref());
+        .and_then(|e| e.pod_spec.as_deref());
     // Overrides of the main container: a `containers` entry named `main`, then `mainContainer`.
     let user_mains: Vec<&Container> = user_pod
         .iter()
         .flat_map(|pod| pod.containers.iter())
         .filter(|c| c.name == MAIN_CONTAINER)
-        .chain(spec.extra_pod_spec.iter().flat_map(|e| &e.main_container))
+        .chain(
+            spec.extra_pod_spec
+                .iter()
+                .flat_map(|e| e.main_container.as_deref()),
+        )
         .collect();
 
     let mut main = Container {
         env: None,
-        resources: spec.resources.as_ref().and_then(container_resources),
+        resources: spec.resources.as_deref().and_then(container_resources),
         ..defaults.container.clone()
     };
     for user in &user_mains {
@@ -75,10 +79,10 @@ pub fn pod_template(
         main.command = Some(vec!["/bin/sh".to_owned(), "-c".to_owned()]);
     }
     if let Some(probe) = &spec.liveness_probe {
-        main.liveness_probe = Some(probe.clone());
+        main.liveness_probe = Some((**probe).clone());
     }
     if let Some(probe) = &spec.readiness_probe {
-        main.readiness_probe = Some(probe.clone());
+        main.readiness_probe = Some((**probe).clone());
     }
 
     let identity = injected_env(&PodIdentity {

@@ -19,7 +19,6 @@ use k8s_openapi::api::networking::v1::Ingress;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{Controller, WatchStreamExt, controller::Action};
@@ -64,7 +63,7 @@ pub struct Context {
     /// Watch only this namespace (namespace-restricted mode).
     pub namespace: Option<String>,
     pub applier: Applier,
-    pub recorder: Recorder,
+    pub events: crate::events::Events,
     pub metrics: Metrics,
     pub caches: Caches,
     /// Namespaces this operator acts on: its restricted namespace, or every namespace without
@@ -85,10 +84,6 @@ const IDENTITY_TTL: Duration = Duration::from_secs(60);
 
 impl Context {
     pub fn new(client: Client, config: OperatorConfig, namespace: Option<String>) -> Self {
-        let reporter = Reporter {
-            controller: "dynamo-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         let metrics = Metrics::default();
         let (components, components_writer) = reflector::store();
         let (deployments, deployments_writer) = reflector::store();
@@ -97,7 +92,7 @@ impl Context {
         let (model_services, model_services_writer) = reflector::store();
         let (model_endpoints, model_endpoints_writer) = reflector::store();
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: crate::events::Events::new("dynamo-operator", std::env::var("POD_NAME").ok()),
             client,
             config,
             namespace: namespace.clone(),
@@ -152,7 +147,7 @@ impl Context {
         }
     }
 
-    /// Publishes an event about `object`; failing to publish only logs.
+    /// Publishes an event about `object` in the background (see [`crate::events`]).
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
         object: &K,
@@ -160,26 +155,11 @@ impl Context {
         reason: &str,
         note: String,
     ) {
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
-        };
-        // Published in the background: an event is a record, not part of the reconcile, and
-        // must not hold a reconcile slot while the API server is busy.
-        let recorder = self.recorder.clone();
-        let reference = object.object_ref(&());
-        let reason = reason.to_owned();
-        tokio::spawn(async move {
-            if let Err(e) = recorder.publish(&event, &reference).await {
-                tracing::debug!("publishing event {reason}: {e}");
-            }
+        self.events.publish(crate::events::Note {
+            regarding: object.object_ref(&()),
+            warning,
+            reason: reason.to_owned(),
+            note,
         });
     }
 
@@ -488,6 +468,8 @@ pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>)
         .run(model::reconcile, error_policy, context.clone())
         .for_each(|_| async {});
 
+    let publisher = context.clone();
+    tokio::spawn(async move { publisher.events.run(publisher.client.clone()).await });
     tokio::spawn(signal_ready(graphs.clone(), context.clone(), ready));
     tokio::spawn(count_resources(graphs, components, context.clone()));
     tokio::join!(graph_controller, component_controller, model_controller);
