@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod build;
 pub mod client;
+pub mod compact;
 pub mod controllers;
 pub mod events;
 pub mod lora;

@@ -74,13 +74,13 @@ pub struct DynamoComponentDeploymentSharedSpec {
     pub ingress: Option<Box<IngressSpec>>,
     /// The base model this component serves; enables model discovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_ref: Option<ModelReference>,
+    pub model_ref: Option<Box<ModelReference>>,
     /// The `/dev/shm` tmpfs (enabled, 8Gi, unless configured here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shared_memory: Option<SharedMemorySpec>,
+    pub shared_memory: Option<Box<SharedMemorySpec>>,
     /// Labels and annotations merged onto the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extra_pod_metadata: Option<ExtraPodMetadata>,
+    pub extra_pod_metadata: Option<Box<ExtraPodMetadata>>,
     /// Pod spec fields and a `mainContainer` merged over the generated defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_pod_spec: Option<ExtraPodSpec>,
@@ -104,7 +104,7 @@ pub struct DynamoComponentDeploymentSharedSpec {
     pub scaling_adapter: Option<ScalingAdapter>,
     /// Endpoint picker configuration, only for `componentType: epp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub epp_config: Option<EppConfig>,
+    pub epp_config: Option<Box<EppConfig>>,
     /// Checkpoint/restore of the model state for faster start-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Box<ServiceCheckpointConfig>>,

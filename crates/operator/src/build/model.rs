@@ -348,10 +348,10 @@ mod tests {
         dcd.metadata.namespace = Some("ns".into());
         dcd.metadata.uid = Some("u1".into());
         assert!(model_service(&dcd).unwrap().is_none());
-        dcd.spec.shared.model_ref = Some(dynamo_api::v1alpha1::ModelReference {
+        dcd.spec.shared.model_ref = Some(Box::new(dynamo_api::v1alpha1::ModelReference {
             name: "abc".into(),
             revision: None,
-        });
+        }));
         let service = model_service(&dcd).unwrap().unwrap();
         assert_eq!(
             service.metadata.name.as_deref(),

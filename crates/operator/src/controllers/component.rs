@@ -273,8 +273,9 @@ async fn sync_virtual_service(
     Ok(())
 }
 
-/// The component's status from its Deployment, or from a build failure.
-fn status_of(
+/// The component's status from its Deployment, or from a build failure (public for the
+/// benchmark's bare-client ceiling, which writes the same status).
+pub fn status_of(
     component: &DynamoComponentDeployment,
     deployment: Option<&Deployment>,
     failure: Option<(&str, String)>,

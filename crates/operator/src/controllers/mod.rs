@@ -29,19 +29,20 @@ use dynamo_common::scope::Scope;
 
 use crate::apply::Applier;
 use crate::build::config::OperatorConfig;
+use crate::compact::Compact;
 use crate::metrics::{self, Metrics};
 
 /// Watch caches of the objects the controllers read, so a reconcile reads memory, not the API.
 pub struct Caches {
     pub components: Store<DynamoComponentDeployment>,
-    pub deployments: Store<Deployment>,
-    pub services: Store<Service>,
-    pub ingresses: Store<Ingress>,
+    pub deployments: Store<Compact<Deployment>>,
+    pub services: Store<Compact<Service>>,
+    pub ingresses: Store<Compact<Ingress>>,
     /// The shared headless Services of base models (label `nvidia.com/dynamo-base-model-hash`;
     /// they belong to no single graph, so the graph-labelled Service cache lacks them).
-    pub model_services: Store<Service>,
+    pub model_services: Store<Compact<Service>>,
     /// EndpointSlices of those Services: the pods serving each base model.
-    pub model_endpoints: Store<EndpointSlice>,
+    pub model_endpoints: Store<Compact<EndpointSlice>>,
     /// Set once every cache has synced; until then reconciles wait (a cold cache would
     /// look like missing children and cause needless writes).
     pub synced: AtomicBool,
@@ -49,11 +50,11 @@ pub struct Caches {
 
 struct Writers {
     components: Writer<DynamoComponentDeployment>,
-    deployments: Writer<Deployment>,
-    services: Writer<Service>,
-    ingresses: Writer<Ingress>,
-    model_services: Writer<Service>,
-    model_endpoints: Writer<EndpointSlice>,
+    deployments: Writer<Compact<Deployment>>,
+    services: Writer<Compact<Service>>,
+    ingresses: Writer<Compact<Ingress>>,
+    model_services: Writer<Compact<Service>>,
+    model_endpoints: Writer<Compact<EndpointSlice>>,
 }
 
 /// Everything a reconcile needs.
@@ -124,15 +125,13 @@ impl Context {
         }
     }
 
-    /// The cached object `name` in `namespace`, if any.
-    pub fn cached<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<K>
+    /// The cached child `name` in `namespace`, if any.
+    pub fn cached<K>(store: &Store<Compact<K>>, namespace: &str, name: &str) -> Option<K>
     where
-        K: Resource + Clone,
-        K::DynamicType: Eq + Hash + Clone + Default,
+        K: Resource<DynamicType = ()> + DeserializeOwned,
     {
-        store
-            .get(&ObjectRef::new(name).within(namespace))
-            .map(|object| (*object).clone())
+        let object = store.get(&ObjectRef::new(name).within(namespace))?;
+        decoded(&object)
     }
 
     /// An API for `K` in the watched scope: one namespace, or all of them.
@@ -189,6 +188,21 @@ impl Context {
         }
         seen.insert(uid.to_owned(), now);
         false
+    }
+}
+
+/// The typed form of a cached child; a child that does not decode (which the API server's
+/// own encoding rules out) counts as absent, with a log line.
+pub fn decoded<K>(object: &Compact<K>) -> Option<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    match object.decode() {
+        Ok(object) => Some(object),
+        Err(e) => {
+            tracing::error!(kind = %K::kind(&()), name = %object.name_any(), "cached object does not decode: {e}");
+            None
+        }
     }
 }
 
@@ -446,7 +460,7 @@ pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>)
     let model_controller = models
         .watches_stream(
             lean_stream(context.scoped(), by_model(), writers.model_endpoints),
-            move |slice: EndpointSlice| {
+            move |slice: Compact<EndpointSlice>| {
                 let hash = slice
                     .labels()
                     .get(dynamo_api::labels::label::BASE_MODEL_HASH)

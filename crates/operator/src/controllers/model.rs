@@ -50,7 +50,7 @@ fn slices(context: &Context, namespace: &str, model: &DynamoModel) -> Vec<Endpoi
             s.namespace().as_deref() == Some(namespace)
                 && s.labels().get(label::BASE_MODEL_HASH) == Some(&hash)
         })
-        .map(|s| (*s).clone())
+        .filter_map(|s| super::decoded(&s))
         .collect()
 }
 
