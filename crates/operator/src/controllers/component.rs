@@ -23,17 +23,21 @@ use super::status::condition;
 use super::{Context, Error, reconcile_with_finalizer};
 use crate::apply::{Change, owned_by};
 use crate::build::{model, pod, workload};
+use crate::compact::Compact;
 
 const KIND: &str = "DynamoComponentDeployment";
 const RESYNC: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(
-    component: Arc<DynamoComponentDeployment>,
+    cached: Arc<Compact<DynamoComponentDeployment>>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
+    let Some(component) = super::decoded(&cached) else {
+        return Ok(Action::await_change());
+    };
     let shared = context.clone();
     reconcile_with_finalizer(
-        component,
+        Arc::new(component),
         &context,
         KIND,
         |component, namespace| async move { apply(&component, &namespace, &shared).await },

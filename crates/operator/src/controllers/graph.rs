@@ -24,19 +24,26 @@ use crate::apply::{Change, owned_by};
 use crate::build::config::DiscoveryBackend;
 use crate::build::graph::desired_components;
 use crate::build::rbac::discovery_rbac;
+use crate::compact::Compact;
 
 const KIND: &str = "DynamoGraphDeployment";
 /// Periodic resync that also catches drift no watch reports.
 const RESYNC: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(
-    graph: Arc<DynamoGraphDeployment>,
+    cached: Arc<Compact<DynamoGraphDeployment>>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
+    let Some(graph) = super::decoded(&cached) else {
+        return Ok(Action::await_change());
+    };
     let shared = context.clone();
-    reconcile_with_finalizer(graph, &context, KIND, |graph, namespace| async move {
-        apply(&graph, &namespace, &shared).await
-    })
+    reconcile_with_finalizer(
+        Arc::new(graph),
+        &context,
+        KIND,
+        |graph, namespace| async move { apply(&graph, &namespace, &shared).await },
+    )
     .await
 }
 
@@ -81,7 +88,8 @@ async fn apply(
         .state()
         .into_iter()
         .filter(|c| c.namespace().as_deref() == Some(namespace) && owned_by(c.as_ref(), &uid))
-        .map(|c| (c.name_any(), (*c).clone()))
+        .filter_map(|c| super::decoded(&c))
+        .map(|c| (c.name_any(), c))
         .collect();
 
     let mut applied = Vec::with_capacity(desired.len());

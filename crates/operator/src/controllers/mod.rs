@@ -34,7 +34,7 @@ use crate::metrics::{self, Metrics};
 
 /// Watch caches of the objects the controllers read, so a reconcile reads memory, not the API.
 pub struct Caches {
-    pub components: Store<DynamoComponentDeployment>,
+    pub components: Store<Compact<DynamoComponentDeployment>>,
     pub deployments: Store<Compact<Deployment>>,
     pub services: Store<Compact<Service>>,
     pub ingresses: Store<Compact<Ingress>>,
@@ -49,7 +49,7 @@ pub struct Caches {
 }
 
 struct Writers {
-    components: Writer<DynamoComponentDeployment>,
+    components: Writer<Compact<DynamoComponentDeployment>>,
     deployments: Writer<Compact<Deployment>>,
     services: Writer<Compact<Service>>,
     ingresses: Writer<Compact<Ingress>>,
@@ -420,7 +420,7 @@ pub async fn run(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>)
     // Base-model Services and their EndpointSlices carry the model hash label.
     let by_model = || watcher::Config::default().labels(dynamo_api::labels::label::BASE_MODEL_HASH);
 
-    let (graphs, graph_writer) = reflector::store::<DynamoGraphDeployment>();
+    let (graphs, graph_writer) = reflector::store::<Compact<DynamoGraphDeployment>>();
     let graph_controller = Controller::for_stream(
         lean_stream(context.scoped(), all(), graph_writer),
         graphs.clone(),
@@ -507,7 +507,7 @@ where
 }
 
 /// Waits until the graph cache and every cache in `context` have synced.
-async fn synced(graphs: &Store<DynamoGraphDeployment>, context: &Context) -> bool {
+async fn synced(graphs: &Store<Compact<DynamoGraphDeployment>>, context: &Context) -> bool {
     let caches = &context.caches;
     store_synced(graphs).await
         && store_synced(&caches.components).await
@@ -519,7 +519,7 @@ async fn synced(graphs: &Store<DynamoGraphDeployment>, context: &Context) -> boo
 }
 
 async fn signal_ready(
-    graphs: Store<DynamoGraphDeployment>,
+    graphs: Store<Compact<DynamoGraphDeployment>>,
     context: Arc<Context>,
     ready: tokio::sync::watch::Sender<bool>,
 ) {
@@ -533,8 +533,8 @@ async fn signal_ready(
 /// Every 30 s, `dynamo_operator_resources_total` from the caches (no API calls): graphs by
 /// `status.state` (`unknown` when unset), components by their `Available` condition.
 async fn count_resources(
-    graphs: Store<DynamoGraphDeployment>,
-    components: Store<DynamoComponentDeployment>,
+    graphs: Store<Compact<DynamoGraphDeployment>>,
+    components: Store<Compact<DynamoComponentDeployment>>,
     context: Arc<Context>,
 ) {
     use crate::metrics::InventoryLabels;
@@ -562,6 +562,9 @@ async fn count_resources(
             if !context.scope.validates(graph.namespace().as_deref(), now) {
                 continue;
             }
+            let Some(graph) = decoded(&graph) else {
+                continue;
+            };
             let state = graph
                 .status
                 .as_ref()
@@ -582,6 +585,9 @@ async fn count_resources(
             {
                 continue;
             }
+            let Some(component) = decoded(&component) else {
+                continue;
+            };
             let available = component
                 .status
                 .as_ref()
