@@ -61,27 +61,25 @@ where
     match desired {
         Some(desired) => {
             let (_, change) = context.applier.ensure(api, &desired, live.as_ref()).await?;
-            announce(context, owner, &kind, name, change).await;
+            announce(context, owner, &kind, name, change);
         }
         None => {
             let uid = owner.uid().unwrap_or_default();
             if let Some(live) = live.filter(|live| owned_by(live, &uid)) {
                 context.applier.delete(api, &live).await?;
-                context
-                    .event(
-                        owner,
-                        false,
-                        &format!("Delete{kind}"),
-                        format!("Deleted {kind} {name}"),
-                    )
-                    .await;
+                context.event(
+                    owner,
+                    false,
+                    &format!("Delete{kind}"),
+                    format!("Deleted {kind} {name}"),
+                );
             }
         }
     }
     Ok(())
 }
 
-async fn announce(
+fn announce(
     context: &Context,
     owner: &DynamoComponentDeployment,
     kind: &str,
@@ -93,14 +91,12 @@ async fn announce(
         Change::Created => "Create",
         Change::Updated => "Update",
     };
-    context
-        .event(
-            owner,
-            false,
-            &format!("{verb}{kind}"),
-            format!("{verb}d {kind} {name}"),
-        )
-        .await;
+    context.event(
+        owner,
+        false,
+        &format!("{verb}{kind}"),
+        format!("{verb}d {kind} {name}"),
+    );
 }
 
 async fn apply(
@@ -119,9 +115,7 @@ async fn apply(
         Ok(template) => template,
         Err(e) => {
             let message = e.to_string();
-            context
-                .event(component, true, "ReconcileFailed", message.clone())
-                .await;
+            context.event(component, true, "ReconcileFailed", message.clone());
             let status = status_of(component, None, Some(("BuildFailed", message)));
             context
                 .applier
@@ -138,7 +132,7 @@ async fn apply(
         .applier
         .ensure(&deployments, &desired, live.as_ref())
         .await?;
-    announce(context, component, "Deployment", &name, change).await;
+    announce(context, component, "Deployment", &name, change);
 
     let services: Api<Service> = Api::namespaced(context.client.clone(), namespace);
     sync_optional(
@@ -228,7 +222,7 @@ async fn sync_model_service(
     } else {
         Change::Created
     };
-    announce(context, component, "Service", &name, change).await;
+    announce(context, component, "Service", &name, change);
     Ok(())
 }
 
@@ -261,16 +255,14 @@ async fn sync_virtual_service(
                 .applier
                 .ensure(&api, &desired, live.as_ref())
                 .await?;
-            announce(context, component, "VirtualService", &name, change).await;
+            announce(context, component, "VirtualService", &name, change);
         }
         None => {
             let uid = component.uid().unwrap_or_default();
             if let Some(live) = live.filter(|live| owned_by(live, &uid)) {
                 context.applier.delete(&api, &live).await?;
                 let note = format!("Deleted VirtualService {name}");
-                context
-                    .event(component, false, "DeleteVirtualService", note)
-                    .await;
+                context.event(component, false, "DeleteVirtualService", note);
             }
         }
     }

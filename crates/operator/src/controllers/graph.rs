@@ -106,14 +106,12 @@ async fn apply(
                 "Update"
             };
             let note = format!("{verb}d DynamoComponentDeployment {}", component.name_any());
-            context
-                .event(
-                    graph,
-                    false,
-                    &format!("{verb}DynamoComponentDeployment"),
-                    note,
-                )
-                .await;
+            context.event(
+                graph,
+                false,
+                &format!("{verb}DynamoComponentDeployment"),
+                note,
+            );
         }
         applied.push(component);
     }
@@ -121,9 +119,7 @@ async fn apply(
     for stale in existing.into_values() {
         context.applier.delete(&components, &stale).await?;
         let note = format!("Deleted DynamoComponentDeployment {}", stale.name_any());
-        context
-            .event(graph, false, "DeleteDynamoComponentDeployment", note)
-            .await;
+        context.event(graph, false, "DeleteDynamoComponentDeployment", note);
     }
 
     let status = aggregate(graph, &applied);
@@ -254,9 +250,7 @@ async fn fail(
     context: &Context,
     message: String,
 ) -> Result<(), Error> {
-    context
-        .event(graph, true, "ReconcileFailed", message.clone())
-        .await;
+    context.event(graph, true, "ReconcileFailed", message.clone());
     write_failed(
         graph,
         api,
@@ -334,14 +328,12 @@ async fn ensure_pvcs(
         };
         context.applier.count_write();
         claims.create(&PostParams::default(), &claim).await?;
-        context
-            .event(
-                graph,
-                false,
-                "CreatePersistentVolumeClaim",
-                format!("Created PersistentVolumeClaim {}", pvc.name),
-            )
-            .await;
+        context.event(
+            graph,
+            false,
+            "CreatePersistentVolumeClaim",
+            format!("Created PersistentVolumeClaim {}", pvc.name),
+        );
     }
     Ok(Ok(()))
 }

@@ -147,7 +147,7 @@ impl Context {
     }
 
     /// Publishes an event about `object` in the background (see [`crate::events`]).
-    pub async fn event<K: Resource<DynamicType = ()>>(
+    pub fn event<K: Resource<DynamicType = ()>>(
         &self,
         object: &K,
         warning: bool,
@@ -191,8 +191,8 @@ impl Context {
     }
 }
 
-/// The typed form of a cached child; a child that does not decode (which the API server's
-/// own encoding rules out) counts as absent, with a log line.
+/// The typed form of a cached object; one that does not decode (which the API server's own
+/// encoding rules out) counts as absent, with a log line.
 pub fn decoded<K>(object: &Compact<K>) -> Option<K>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned,

@@ -114,9 +114,7 @@ async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Resul
             .write_status(&api, &name, model.status.as_ref(), &status)
             .await?
         {
-            context
-                .event(model, true, "ValidationFailed", message)
-                .await;
+            context.event(model, true, "ValidationFailed", message);
         }
         return Ok(Action::await_change());
     }
@@ -210,9 +208,7 @@ async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Resul
             failures.join("; ")
         );
         tracing::warn!(model = %name, %namespace, "{note}");
-        context
-            .event(model, true, "PartialEndpointFailure", note)
-            .await;
+        context.event(model, true, "PartialEndpointFailure", note);
         return Ok(Action::requeue(model::retry_delay(
             failures_so_far.saturating_sub(1),
         )));
@@ -223,11 +219,9 @@ async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Resul
         } else {
             "EndpointsDiscovered"
         };
-        context.event(model, false, event, message).await;
+        context.event(model, false, event, message);
     } else if reason == "NoEndpoints" && status != model.status.clone().unwrap_or_default() {
-        context
-            .event(model, false, "NoEndpointsFound", message)
-            .await;
+        context.event(model, false, "NoEndpointsFound", message);
     }
     Ok(if all_ready {
         Action::requeue(RESYNC)
@@ -285,17 +279,15 @@ async fn cleanup(model: &DynamoModel, context: &Context) -> Result<Action, Error
         }
     }
     if unloaded > 0 {
-        context
-            .event(
-                model,
-                false,
-                "LoRAUnloaded",
-                format!(
-                    "unloaded {} from {unloaded} endpoints",
-                    model.spec.model_name
-                ),
-            )
-            .await;
+        context.event(
+            model,
+            false,
+            "LoRAUnloaded",
+            format!(
+                "unloaded {} from {unloaded} endpoints",
+                model.spec.model_name
+            ),
+        );
     }
     if !failed.is_empty() {
         let note = format!(
@@ -304,7 +296,7 @@ async fn cleanup(model: &DynamoModel, context: &Context) -> Result<Action, Error
             failed.join("; ")
         );
         tracing::warn!(model = %model.name_any(), "{note}");
-        context.event(model, true, "LoRAUnloadFailed", note).await;
+        context.event(model, true, "LoRAUnloadFailed", note);
     }
     Ok(Action::await_change())
 }
