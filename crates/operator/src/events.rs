@@ -47,7 +47,11 @@ struct Published {
 /// The queue side, kept in the reconcile context.
 pub struct Events {
     queue: mpsc::Sender<Note>,
-    receiver: Mutex<Option<mpsc::Receiver<Note>>>,
+}
+
+/// The publishing side: drains the queue into the API.
+pub struct Publisher {
+    receiver: mpsc::Receiver<Note>,
     controller: String,
     instance: String,
     series: Mutex<Series>,
@@ -60,19 +64,20 @@ struct Series {
 }
 
 impl Events {
-    /// `controller` and `instance` are the event's reporting controller and instance.
-    pub fn new(controller: &str, instance: Option<String>) -> Self {
+    /// The queue and its publisher; `controller` and `instance` are the events' reporting
+    /// controller and instance.
+    pub fn new(controller: &str, instance: Option<String>) -> (Self, Publisher) {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        Events {
-            queue,
-            receiver: Mutex::new(Some(receiver)),
+        let publisher = Publisher {
+            receiver,
             controller: controller.to_owned(),
             instance: instance.unwrap_or_else(|| controller.to_owned()),
             series: Mutex::new(Series {
                 by_key: HashMap::new(),
                 swept: Instant::now(),
             }),
-        }
+        };
+        (Events { queue }, publisher)
     }
 
     /// Queues `note`; never waits.
@@ -82,11 +87,21 @@ impl Events {
             tracing::warn!(reason = %note.reason, object = ?note.regarding.name, "event queue full; event dropped");
         }
     }
+}
 
-    /// Publishes queued events until every sender is gone. Runs once.
-    pub async fn run(&self, client: Client) {
-        let Some(receiver) = self.receiver.lock().unwrap().take() else {
-            return;
+impl Publisher {
+    /// Publishes queued events until every sender is gone.
+    pub async fn run(self, client: Client) {
+        let Publisher {
+            receiver,
+            controller,
+            instance,
+            series,
+        } = self;
+        let publisher = &Publishing {
+            controller,
+            instance,
+            series,
         };
         let notes = futures::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|note| (note, receiver))
@@ -95,7 +110,7 @@ impl Events {
             .for_each_concurrent(PUBLISHERS, |note| {
                 let client = client.clone();
                 async move {
-                    match self.send(client, &note).await {
+                    match publisher.send(client, &note).await {
                         Ok(()) => {}
                         Err(kube::Error::Api(status)) => {
                             tracing::warn!(reason = %note.reason, "publishing event: {}", status.message)
@@ -106,7 +121,16 @@ impl Events {
             })
             .await;
     }
+}
 
+/// What the publishers share while they drain the queue.
+struct Publishing {
+    controller: String,
+    instance: String,
+    series: Mutex<Series>,
+}
+
+impl Publishing {
     async fn send(&self, client: Client, note: &Note) -> kube::Result<()> {
         let namespace = note.regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<Event> = Api::namespaced(client, namespace);
@@ -218,9 +242,18 @@ mod tests {
         }
     }
 
+    fn publishing(instance: Option<String>) -> Publishing {
+        let (_, publisher) = Events::new("dynamo-operator", instance);
+        Publishing {
+            controller: publisher.controller,
+            instance: publisher.instance,
+            series: publisher.series,
+        }
+    }
+
     #[test]
     fn a_repeat_has_the_key_of_the_first_and_other_notes_do_not() {
-        let events = Events::new("dynamo-operator", None);
+        let events = publishing(None);
         let first = events.key(&note("CreateDeployment", "Created Deployment a"));
         assert_eq!(
             first,
@@ -238,7 +271,7 @@ mod tests {
 
     #[test]
     fn events_name_their_object_and_reporter() {
-        let events = Events::new("dynamo-operator", Some("pod-1".into()));
+        let events = publishing(Some("pod-1".into()));
         let event = events.event(
             &Note {
                 warning: true,
@@ -255,11 +288,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_instead_of_waiting() {
-        let events = Events::new("dynamo-operator", None);
+        let (events, publisher) = Events::new("dynamo-operator", None);
         for i in 0..QUEUE + 10 {
             events.publish(note("CreateDeployment", &format!("n{i}")));
         }
-        let mut receiver = events.receiver.lock().unwrap().take().unwrap();
+        let mut receiver = publisher.receiver;
         let mut queued = 0;
         while receiver.try_recv().is_ok() {
             queued += 1;

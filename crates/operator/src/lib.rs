@@ -1,12 +1,22 @@
-//! dynamo-operator: the controllers (thin reconcilers), the pure builders of their child
-//! objects, declarative writes and metrics.
+//! dynamo-operator: the controllers (thin reconcilers), the pure decisions behind them
+//! (`desired`: child objects and statuses), declarative writes, events and metrics.
+//!
+//! `main → run → watches → controllers → context / caches → desired, apply, events, metrics`
 
 pub mod apply;
-pub mod build;
+pub mod args;
+pub mod backoff;
+pub mod caches;
 pub mod client;
 pub mod compact;
+pub mod context;
 pub mod controllers;
+pub mod desired;
 pub mod events;
+pub mod inventory;
+pub mod leader;
 pub mod lora;
 pub mod metrics;
+pub mod run;
 pub mod scope_marker;
+pub mod watches;

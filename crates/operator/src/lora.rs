@@ -57,3 +57,59 @@ pub async fn call(
         .await
         .map_err(|_| format!("{base}{path}: no answer within {timeout:?}"))?
 }
+
+/// One request, sent to many endpoints.
+pub struct FanOut<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub body: Option<Vec<u8>>,
+    /// Tries per endpoint (waits 1 s, 2 s, ... between them).
+    pub attempts: u32,
+    /// Which status codes count as done.
+    pub done: fn(u16) -> bool,
+}
+
+/// Requests in flight at once, per fan-out.
+const CONCURRENCY: usize = 10;
+
+impl FanOut<'_> {
+    /// Sends the request to every address in `addresses`, [`CONCURRENCY`] at once; the
+    /// addresses where it is done, and one line per address where it is not.
+    pub async fn send(&self, addresses: Vec<String>) -> (Vec<String>, Vec<String>) {
+        use futures::StreamExt as _;
+        let results: Vec<(String, Result<u16, String>)> = futures::stream::iter(addresses)
+            .map(|address| async move {
+                let mut last = Err(String::new());
+                for attempt in 0..self.attempts.max(1) {
+                    if attempt > 0 {
+                        tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                    }
+                    let method = self.method.clone();
+                    last = call(
+                        method,
+                        &address,
+                        self.path,
+                        self.body.clone(),
+                        REQUEST_TIMEOUT,
+                    )
+                    .await;
+                    if matches!(last, Ok(code) if (self.done)(code)) {
+                        break;
+                    }
+                }
+                (address, last)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        for (address, result) in results {
+            match result {
+                Ok(code) if (self.done)(code) => done.push(address),
+                Ok(code) => failed.push(format!("{address}: HTTP {code}")),
+                Err(e) => failed.push(e),
+            }
+        }
+        (done, failed)
+    }
+}

@@ -1,15 +1,11 @@
 //! DynamoComponentDeployment: a Deployment, a Service and an Ingress, status from the
 //! Deployment.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynamo_api::labels::label;
-use dynamo_api::v1alpha1::{
-    ComponentKind, DynamoComponentDeployment, DynamoComponentDeploymentStatus, ServiceReplicaStatus,
-};
+use dynamo_api::v1alpha1::DynamoComponentDeployment;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -19,11 +15,13 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::status::condition;
-use super::{Context, Error, reconcile_with_finalizer};
+use super::reconcile::{Error, no_cleanup, reconcile as reconcile_object};
 use crate::apply::{Change, owned_by};
-use crate::build::{model, pod, workload};
+use crate::caches::{cached, decoded};
 use crate::compact::Compact;
+use crate::context::Context;
+use crate::desired::status::{AVAILABLE, Verdict, component_status, holds};
+use crate::desired::{model, pod, workload};
 
 const KIND: &str = "DynamoComponentDeployment";
 const RESYNC: Duration = Duration::from_secs(300);
@@ -32,15 +30,16 @@ pub async fn reconcile(
     cached: Arc<Compact<DynamoComponentDeployment>>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
-    let Some(component) = super::decoded(&cached) else {
+    let Some(component) = decoded(&cached) else {
         return Ok(Action::await_change());
     };
     let shared = context.clone();
-    reconcile_with_finalizer(
+    reconcile_object(
         Arc::new(component),
         &context,
         KIND,
         |component, namespace| async move { apply(&component, &namespace, &shared).await },
+        no_cleanup,
     )
     .await
 }
@@ -67,9 +66,8 @@ where
             let uid = owner.uid().unwrap_or_default();
             if let Some(live) = live.filter(|live| owned_by(live, &uid)) {
                 context.applier.delete(api, &live).await?;
-                context.event(
+                context.normal(
                     owner,
-                    false,
                     &format!("Delete{kind}"),
                     format!("Deleted {kind} {name}"),
                 );
@@ -79,9 +77,10 @@ where
     Ok(())
 }
 
-fn announce(
+/// A Normal event on `owner` about a child of `kind` it created or updated.
+pub(crate) fn announce<K: Resource<DynamicType = ()>>(
     context: &Context,
-    owner: &DynamoComponentDeployment,
+    owner: &K,
     kind: &str,
     name: &str,
     change: Change,
@@ -91,9 +90,8 @@ fn announce(
         Change::Created => "Create",
         Change::Updated => "Update",
     };
-    context.event(
+    context.normal(
         owner,
-        false,
         &format!("{verb}{kind}"),
         format!("{verb}d {kind} {name}"),
     );
@@ -106,17 +104,13 @@ async fn apply(
 ) -> Result<Action, Error> {
     let api: Api<DynamoComponentDeployment> = Api::namespaced(context.client.clone(), namespace);
     let name = component.name_any();
-    let graph_name = component
-        .labels()
-        .get(label::GRAPH_DEPLOYMENT_NAME)
-        .cloned()
-        .unwrap_or_default();
-    let template = match pod::pod_template(component, &graph_name, &context.config) {
+    let template = match pod::component_pod_template(component, &context.config) {
         Ok(template) => template,
         Err(e) => {
             let message = e.to_string();
-            context.event(component, true, "ReconcileFailed", message.clone());
-            let status = status_of(component, None, Some(("BuildFailed", message)));
+            context.warning(component, "ReconcileFailed", message.clone());
+            let failure = Verdict::new(false, e.reason(), message);
+            let status = component_status(component, None, Some(failure));
             context
                 .applier
                 .write_status(&api, &name, component.status.as_ref(), &status)
@@ -127,7 +121,7 @@ async fn apply(
 
     let deployments: Api<Deployment> = Api::namespaced(context.client.clone(), namespace);
     let desired = workload::deployment(component, template);
-    let live = Context::cached(&context.caches.deployments, namespace, &name);
+    let live = cached(&context.caches.deployments, namespace, &name);
     let (deployment, change) = context
         .applier
         .ensure(&deployments, &desired, live.as_ref())
@@ -140,7 +134,7 @@ async fn apply(
         component,
         &services,
         &name,
-        Context::cached(&context.caches.services, namespace, &name),
+        cached(&context.caches.services, namespace, &name),
         workload::service(component, &context.config),
     )
     .await?;
@@ -150,7 +144,7 @@ async fn apply(
         component,
         &ingresses,
         &name,
-        Context::cached(&context.caches.ingresses, namespace, &name),
+        cached(&context.caches.ingresses, namespace, &name),
         workload::ingress(component, &context.config),
     )
     .await?;
@@ -160,12 +154,8 @@ async fn apply(
     }
     sync_model_service(context, component, &services).await?;
 
-    let status = status_of(component, Some(&deployment), None);
-    let ready = status
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| c.type_ == "Available" && c.status == "True");
+    let status = component_status(component, Some(&deployment), None);
+    let ready = holds(status.conditions.as_deref(), AVAILABLE);
     context
         .applier
         .write_status(&api, &name, component.status.as_ref(), &status)
@@ -196,7 +186,7 @@ async fn sync_model_service(
     let name = desired.name_any();
     let uid = component.uid().unwrap_or_default();
     let namespace = component.namespace().unwrap_or_default();
-    let live = Context::cached(&context.caches.model_services, &namespace, &name);
+    let live = cached(&context.caches.model_services, &namespace, &name);
     if let Some(live) = &live {
         let mut without_owners = desired.clone();
         without_owners.metadata.owner_references = None;
@@ -262,60 +252,9 @@ async fn sync_virtual_service(
             if let Some(live) = live.filter(|live| owned_by(live, &uid)) {
                 context.applier.delete(&api, &live).await?;
                 let note = format!("Deleted VirtualService {name}");
-                context.event(component, false, "DeleteVirtualService", note);
+                context.normal(component, "DeleteVirtualService", note);
             }
         }
     }
     Ok(())
-}
-
-/// The component's status from its Deployment, or from a build failure (public for the
-/// benchmark's bare-client ceiling, which writes the same status).
-pub fn status_of(
-    component: &DynamoComponentDeployment,
-    deployment: Option<&Deployment>,
-    failure: Option<(&str, String)>,
-) -> DynamoComponentDeploymentStatus {
-    let generation = component.meta().generation;
-    let previous = component
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_deref());
-    let ready = deployment.is_some_and(workload::is_deployment_ready);
-    let (reason, message) = match (&failure, ready) {
-        (Some((reason, message)), _) => (*reason, message.clone()),
-        (None, true) => ("DeploymentReady", "Deployment is ready".to_owned()),
-        (None, false) => (
-            "DeploymentNotReady",
-            "Deployment is not ready yet".to_owned(),
-        ),
-    };
-    let service = deployment.map(|d| {
-        let status = d.status.clone().unwrap_or_default();
-        ServiceReplicaStatus {
-            component_kind: Some(ComponentKind::Deployment),
-            component_name: Some(d.name_any()),
-            component_names: None,
-            replicas: status.replicas.unwrap_or(0),
-            updated_replicas: status.updated_replicas.unwrap_or(0),
-            ready_replicas: Some(status.ready_replicas.unwrap_or(0)),
-            available_replicas: Some(status.available_replicas.unwrap_or(0)),
-        }
-    });
-    DynamoComponentDeploymentStatus {
-        observed_generation: generation,
-        conditions: Some(vec![condition(
-            previous,
-            "Available",
-            ready,
-            reason,
-            message,
-            generation,
-        )]),
-        pod_selector: Some(BTreeMap::from([(
-            label::SELECTOR.to_owned(),
-            component.name_any(),
-        )])),
-        service: service.or_else(|| component.status.as_ref().and_then(|s| s.service.clone())),
-    }
 }

@@ -1,48 +1,90 @@
-//! DynamoGraphDeployment: one DynamoComponentDeployment per service, top-level PVCs, status
-//! aggregated from the components.
+//! DynamoGraphDeployment: one DynamoComponentDeployment per service, top-level PVCs, the
+//! discovery identity, and the status aggregated from the components.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use dynamo_api::labels::label;
-use dynamo_api::v1alpha1::{
-    DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentStatus,
-    ServiceReplicaStatus,
-};
-use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, ServiceAccount, VolumeResourceRequirements,
-};
+use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
-use super::status::condition;
-use super::{Context, Error, reconcile_with_finalizer};
-use crate::apply::{Change, owned_by};
-use crate::build::config::DiscoveryBackend;
-use crate::build::graph::desired_components;
-use crate::build::rbac::discovery_rbac;
+use super::component::announce;
+use super::reconcile::{Error, no_cleanup, reconcile as reconcile_object};
+use crate::apply::owned_by;
+use crate::caches::decoded;
 use crate::compact::Compact;
+use crate::context::Context;
+use crate::desired::config::DiscoveryBackend;
+use crate::desired::graph::desired_components;
+use crate::desired::pvc::{ClaimPlan, claim_plan};
+use crate::desired::rbac::discovery_rbac;
+use crate::desired::status::{SUCCESSFUL, graph_failed, graph_status};
 
 const KIND: &str = "DynamoGraphDeployment";
 /// Periodic resync that also catches drift no watch reports.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How long an ensured discovery identity is trusted before it is checked again (a
+/// hand-deleted ServiceAccount comes back within this time, on the next reconcile).
+const IDENTITY_TTL: Duration = Duration::from_secs(60);
+
+/// The graph controller: the shared context and what only this controller remembers.
+pub struct Graphs {
+    context: Arc<Context>,
+    /// When each graph's discovery identity was last ensured, by graph uid.
+    identities: Mutex<HashMap<String, Instant>>,
+}
+
+impl Graphs {
+    pub fn new(context: Arc<Context>) -> Self {
+        Graphs {
+            context,
+            identities: Mutex::default(),
+        }
+    }
+
+    /// Whether the discovery identity of graph `uid` was ensured within [`IDENTITY_TTL`]: a
+    /// graph is reconciled on every child status change, and its ServiceAccount, Role and
+    /// RoleBinding need not be read each time. Marks it ensured when it returns false.
+    fn identity_recent(&self, uid: &str) -> bool {
+        let mut seen = self.identities.lock().unwrap();
+        let now = Instant::now();
+        seen.retain(|_, at| now.duration_since(*at) < IDENTITY_TTL);
+        if seen.contains_key(uid) {
+            return true;
+        }
+        seen.insert(uid.to_owned(), now);
+        false
+    }
+
+    fn forget_identity(&self, uid: &str) {
+        self.identities.lock().unwrap().remove(uid);
+    }
+}
+
+impl AsRef<Context> for Graphs {
+    fn as_ref(&self) -> &Context {
+        &self.context
+    }
+}
 
 pub async fn reconcile(
     cached: Arc<Compact<DynamoGraphDeployment>>,
-    context: Arc<Context>,
+    graphs: Arc<Graphs>,
 ) -> Result<Action, Error> {
-    let Some(graph) = super::decoded(&cached) else {
+    let Some(graph) = decoded(&cached) else {
         return Ok(Action::await_change());
     };
-    let shared = context.clone();
-    reconcile_with_finalizer(
+    let shared = graphs.clone();
+    reconcile_object(
         Arc::new(graph),
-        &context,
+        &graphs.context,
         KIND,
         |graph, namespace| async move { apply(&graph, &namespace, &shared).await },
+        no_cleanup,
     )
     .await
 }
@@ -50,19 +92,19 @@ pub async fn reconcile(
 async fn apply(
     graph: &DynamoGraphDeployment,
     namespace: &str,
-    context: &Context,
+    graphs: &Graphs,
 ) -> Result<Action, Error> {
-    let api: Api<DynamoGraphDeployment> = Api::namespaced(context.client.clone(), namespace);
+    let context = graphs.context.as_ref();
     let desired = match desired_components(graph, &context.config) {
         Ok(desired) => desired,
         Err(e) => {
-            fail(graph, &api, context, e.to_string()).await?;
+            fail(graph, context, e.to_string()).await?;
             // Nothing will change until the user edits the graph.
             return Ok(Action::await_change());
         }
     };
-    if let Err(message) = ensure_pvcs(graph, namespace, context).await? {
-        fail(graph, &api, context, message).await?;
+    if let Some(message) = ensure_pvcs(graph, namespace, context).await? {
+        fail(graph, context, message).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
 
@@ -71,14 +113,38 @@ async fn apply(
         .effective_discovery_backend(graph.metadata.annotations.as_ref());
     let uid = graph.uid().unwrap_or_default();
     if discovery == DiscoveryBackend::Kubernetes
-        && !context.identity_recent(&uid)
+        && !graphs.identity_recent(&uid)
         && let Err(e) = ensure_discovery_identity(graph, namespace, context).await
     {
         // Not ensured after all: look again next time.
-        context.identities.lock().unwrap().remove(&uid);
+        graphs.forget_identity(&uid);
         return Err(e);
     }
 
+    let applied = sync_components(graph, namespace, context, &uid, desired).await?;
+    let status = graph_status(graph, &applied);
+    let ready = status.state.as_deref() == Some(SUCCESSFUL);
+    let api: Api<DynamoGraphDeployment> = Api::namespaced(context.client.clone(), namespace);
+    context
+        .applier
+        .write_status(&api, &graph.name_any(), graph.status.as_ref(), &status)
+        .await?;
+    Ok(Action::requeue(if ready {
+        RESYNC
+    } else {
+        Duration::from_secs(60)
+    }))
+}
+
+/// Applies the desired components and deletes those of removed services; the components as
+/// they are now.
+async fn sync_components(
+    graph: &DynamoGraphDeployment,
+    namespace: &str,
+    context: &Context,
+    uid: &str,
+    desired: Vec<DynamoComponentDeployment>,
+) -> Result<Vec<DynamoComponentDeployment>, Error> {
     let components: Api<DynamoComponentDeployment> =
         Api::namespaced(context.client.clone(), namespace);
     // The component controller's cache: every component in scope, without API calls.
@@ -87,8 +153,8 @@ async fn apply(
         .components
         .state()
         .into_iter()
-        .filter(|c| c.namespace().as_deref() == Some(namespace) && owned_by(c.as_ref(), &uid))
-        .filter_map(|c| super::decoded(&c))
+        .filter(|c| c.namespace().as_deref() == Some(namespace) && owned_by(c.as_ref(), uid))
+        .filter_map(|c| decoded(&c))
         .map(|c| (c.name_any(), c))
         .collect();
 
@@ -99,107 +165,25 @@ async fn apply(
             .applier
             .ensure(&components, component, live.as_ref())
             .await?;
-        if change != Change::Unchanged {
-            let verb = if change == Change::Created {
-                "Create"
-            } else {
-                "Update"
-            };
-            let note = format!("{verb}d DynamoComponentDeployment {}", component.name_any());
-            context.event(
-                graph,
-                false,
-                &format!("{verb}DynamoComponentDeployment"),
-                note,
-            );
-        }
+        announce(
+            context,
+            graph,
+            KIND_OF_COMPONENT,
+            &component.name_any(),
+            change,
+        );
         applied.push(component);
     }
     // What is left belonged to services that were removed.
     for stale in existing.into_values() {
         context.applier.delete(&components, &stale).await?;
-        let note = format!("Deleted DynamoComponentDeployment {}", stale.name_any());
-        context.event(graph, false, "DeleteDynamoComponentDeployment", note);
+        let note = format!("Deleted {KIND_OF_COMPONENT} {}", stale.name_any());
+        context.normal(graph, &format!("Delete{KIND_OF_COMPONENT}"), note);
     }
-
-    let status = aggregate(graph, &applied);
-    let ready = status.state.as_deref() == Some("successful");
-    context
-        .applier
-        .write_status(&api, &graph.name_any(), graph.status.as_ref(), &status)
-        .await?;
-    Ok(if ready {
-        Action::requeue(RESYNC)
-    } else {
-        Action::requeue(Duration::from_secs(60))
-    })
+    Ok(applied)
 }
 
-/// The graph's status from its components' statuses.
-pub fn aggregate(
-    graph: &DynamoGraphDeployment,
-    components: &[DynamoComponentDeployment],
-) -> DynamoGraphDeploymentStatus {
-    let mut services = BTreeMap::new();
-    let mut not_ready = Vec::new();
-    for component in components {
-        let service = component
-            .spec
-            .shared
-            .service_name
-            .clone()
-            .unwrap_or_else(|| component.name_any());
-        let status = component.status.as_ref();
-        let available = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Available"));
-        // A component whose controller has not seen its latest spec is not ready yet.
-        let current = status.and_then(|s| s.observed_generation) == component.meta().generation;
-        match available {
-            Some(c) if c.status == "True" && current => {}
-            Some(c) => not_ready.push(format!("{}: {}", component.name_any(), c.reason)),
-            None => not_ready.push(format!("{}: Reconciling", component.name_any())),
-        }
-        services.insert(
-            service,
-            status
-                .and_then(|s| s.service.clone())
-                .unwrap_or_else(|| ServiceReplicaStatus {
-                    component_name: Some(component.name_any()),
-                    ..Default::default()
-                }),
-        );
-    }
-    let ready = not_ready.is_empty();
-    let (state, reason, message) = if ready {
-        (
-            "successful",
-            "all_resources_are_ready",
-            "All resources are ready".to_owned(),
-        )
-    } else {
-        (
-            "pending",
-            "some_resources_are_not_ready",
-            not_ready.join("; "),
-        )
-    };
-    let previous = graph.status.as_ref().and_then(|s| s.conditions.as_deref());
-    DynamoGraphDeploymentStatus {
-        state: Some(state.into()),
-        observed_generation: graph.meta().generation,
-        conditions: Some(vec![condition(
-            previous,
-            "Ready",
-            ready,
-            reason,
-            message,
-            graph.meta().generation,
-        )]),
-        services: Some(services),
-        ..graph.status.clone().unwrap_or_default()
-    }
-}
+const KIND_OF_COMPONENT: &str = "DynamoComponentDeployment";
 
 /// The ServiceAccount, Role and RoleBinding component pods run as under Kubernetes discovery.
 async fn ensure_discovery_identity(
@@ -246,94 +230,53 @@ where
 /// A graph that cannot be reconciled: a Warning event and `failed` with the reason.
 async fn fail(
     graph: &DynamoGraphDeployment,
-    api: &Api<DynamoGraphDeployment>,
     context: &Context,
     message: String,
 ) -> Result<(), Error> {
-    context.event(graph, true, "ReconcileFailed", message.clone());
-    write_failed(
-        graph,
-        api,
-        context,
-        "failed_to_reconcile_the_resources",
-        message,
-    )
-    .await
-}
-
-async fn write_failed(
-    graph: &DynamoGraphDeployment,
-    api: &Api<DynamoGraphDeployment>,
-    context: &Context,
-    reason: &str,
-    message: String,
-) -> Result<(), Error> {
-    let previous = graph.status.as_ref().and_then(|s| s.conditions.as_deref());
-    let status = DynamoGraphDeploymentStatus {
-        state: Some("failed".into()),
-        observed_generation: graph.meta().generation,
-        conditions: Some(vec![condition(
-            previous,
-            "Ready",
-            false,
-            reason,
-            message,
-            graph.meta().generation,
-        )]),
-        ..graph.status.clone().unwrap_or_default()
-    };
+    context.warning(graph, "ReconcileFailed", message.clone());
+    let api: Api<DynamoGraphDeployment> = Api::namespaced(
+        context.client.clone(),
+        &graph.namespace().unwrap_or_default(),
+    );
+    let status = graph_failed(graph, message);
     context
         .applier
-        .write_status(api, &graph.name_any(), graph.status.as_ref(), &status)
+        .write_status(&api, &graph.name_any(), graph.status.as_ref(), &status)
         .await?;
     Ok(())
 }
 
-/// Creates the `create: true` claims that are missing; `Err(message)` names a missing claim
-/// the graph does not create.
+/// Creates the `create: true` claims that are missing; the message naming a missing claim the
+/// graph does not create, if one is.
 async fn ensure_pvcs(
     graph: &DynamoGraphDeployment,
     namespace: &str,
     context: &Context,
-) -> Result<Result<(), String>, Error> {
+) -> Result<Option<String>, Error> {
+    let Some(pvcs) = graph.spec.pvcs.as_ref().filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(context.client.clone(), namespace);
-    for (index, pvc) in graph.spec.pvcs.iter().flatten().enumerate() {
+    let mut existing = Vec::new();
+    for pvc in pvcs {
         if claims.get_opt(&pvc.name).await?.is_some() {
-            continue;
+            existing.push(pvc.name.clone());
         }
-        if pvc.create != Some(true) {
-            return Ok(Err(format!(
-                "spec.pvcs[{index}]: PersistentVolumeClaim {} not found and create is not true",
-                pvc.name
-            )));
-        }
-        let claim = PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some(pvc.name.clone()),
-                namespace: Some(namespace.into()),
-                labels: Some([(label::GRAPH_DEPLOYMENT_NAME.to_owned(), graph.name_any())].into()),
-                owner_references: graph.controller_owner_ref(&()).map(|r| vec![r]),
-                ..Default::default()
-            },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: pvc.volume_access_mode.clone().map(|m| vec![m]),
-                storage_class_name: pvc.storage_class.clone(),
-                resources: pvc.size.clone().map(|size| VolumeResourceRequirements {
-                    requests: Some([("storage".to_owned(), size)].into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        context.applier.count_write();
-        claims.create(&PostParams::default(), &claim).await?;
-        context.event(
-            graph,
-            false,
-            "CreatePersistentVolumeClaim",
-            format!("Created PersistentVolumeClaim {}", pvc.name),
-        );
     }
-    Ok(Ok(()))
+    let plan = match claim_plan(graph, |name| existing.iter().any(|e| e == name)) {
+        Ok(plan) => plan,
+        Err(e) => return Ok(Some(e.to_string())),
+    };
+    match plan {
+        ClaimPlan::Missing(message) => Ok(Some(message)),
+        ClaimPlan::Create(create) => {
+            for claim in create {
+                context.applier.count_write();
+                claims.create(&PostParams::default(), &claim).await?;
+                let note = format!("Created PersistentVolumeClaim {}", claim.name_any());
+                context.normal(graph, "CreatePersistentVolumeClaim", note);
+            }
+            Ok(None)
+        }
+    }
 }

@@ -6,29 +6,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dynamo_api::labels::label;
-use dynamo_api::v1alpha1::{DynamoModel, DynamoModelStatus, EndpointInfo};
+use dynamo_api::v1alpha1::{DynamoModel, EndpointInfo};
 use dynamo_api::validation::validate_model_create;
-use futures::StreamExt as _;
 use hyper::Method;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::status::condition;
-use super::{Context, Error, reconcile_with_cleanup};
-use crate::build::model::{self, Candidate};
-use crate::lora;
+use super::reconcile::{Error, reconcile as reconcile_object};
+use crate::caches::decoded;
+use crate::context::Context;
+use crate::desired::model::{self, Candidate};
+use crate::desired::status::{ENDPOINTS_READY, holds, model_invalid, model_status};
+use crate::lora::FanOut;
 
 const KIND: &str = "DynamoModel";
-/// Load requests in flight at once, per model.
-const CONCURRENCY: usize = 10;
 /// How often unloading one endpoint is tried before deletion goes ahead without it.
 const UNLOAD_ATTEMPTS: u32 = 3;
 const RESYNC: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(model: Arc<DynamoModel>, context: Arc<Context>) -> Result<Action, Error> {
     let (apply_context, cleanup_context) = (context.clone(), context.clone());
-    reconcile_with_cleanup(
+    reconcile_object(
         model,
         &context,
         KIND,
@@ -50,71 +49,41 @@ fn slices(context: &Context, namespace: &str, model: &DynamoModel) -> Vec<Endpoi
             s.namespace().as_deref() == Some(namespace)
                 && s.labels().get(label::BASE_MODEL_HASH) == Some(&hash)
         })
-        .filter_map(|s| super::decoded(&s))
+        .filter_map(|s| decoded(&s))
         .collect()
 }
 
-/// Loads the adapter onto `targets`, at most [`CONCURRENCY`] at once; returns the addresses
-/// that have it now (2xx, or 409: already loaded) and one line per failure.
+/// Loads the adapter onto `targets`; the addresses that have it now (2xx, or 409: already
+/// loaded) and one line per failure.
 async fn load(model: &DynamoModel, targets: Vec<Candidate>) -> (Vec<String>, Vec<String>) {
     let body = serde_json::to_vec(&model::load_request(model)).unwrap_or_default();
-    let results: Vec<(String, Result<u16, String>)> = futures::stream::iter(targets)
-        .map(|target| {
-            let body = body.clone();
-            async move {
-                let result = lora::call(
-                    Method::POST,
-                    &target.address,
-                    "/v1/loras",
-                    Some(body),
-                    lora::REQUEST_TIMEOUT,
-                )
-                .await;
-                (target.address, result)
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let mut loaded = Vec::new();
-    let mut failures = Vec::new();
-    for (address, result) in results {
-        match result {
-            Ok(code) if (200..300).contains(&code) || code == 409 => loaded.push(address),
-            Ok(code) => failures.push(format!("{address}: HTTP {code}")),
-            Err(e) => failures.push(e),
-        }
+    FanOut {
+        method: Method::POST,
+        path: "/v1/loras",
+        body: Some(body),
+        attempts: 1,
+        done: |code| (200..300).contains(&code) || code == 409,
     }
-    (loaded, failures)
+    .send(targets.into_iter().map(|t| t.address).collect())
+    .await
 }
 
 async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Result<Action, Error> {
     let api: Api<DynamoModel> = Api::namespaced(context.client.clone(), namespace);
     let name = model.name_any();
-    let generation = model.metadata.generation;
     let previous = model.status.as_ref().and_then(|s| s.conditions.as_deref());
 
     // Invalid specs (possible with the webhook off) are reported, and nothing is called.
     let outcome = validate_model_create(model);
     if !outcome.is_allowed() {
         let message = outcome.message();
-        let status = DynamoModelStatus {
-            conditions: Some(vec![condition(
-                previous,
-                "Valid",
-                false,
-                "ValidationFailed",
-                message.clone(),
-                generation,
-            )]),
-            ..Default::default()
-        };
+        let status = model_invalid(model, message.clone());
         if context
             .applier
             .write_status(&api, &name, model.status.as_ref(), &status)
             .await?
         {
-            context.event(model, true, "ValidationFailed", message);
+            context.warning(model, "ValidationFailed", message);
         }
         return Ok(Action::await_change());
     }
@@ -150,84 +119,45 @@ async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Resul
         }
     }
     let endpoints: Vec<EndpointInfo> = model::endpoints(&candidates, &loaded, lora);
-    let (all_ready, reason, message) = model::endpoints_ready(&endpoints, lora);
-    let ready_count = endpoints.iter().filter(|e| e.ready).count() as i32;
-    let services_found = !slices.is_empty();
-    let status = DynamoModelStatus {
-        ready_endpoints: Some(ready_count),
-        total_endpoints: Some(endpoints.len() as i32),
-        endpoints: Some(endpoints),
-        conditions: Some(vec![
-            condition(
-                previous,
-                "ServicesFound",
-                services_found,
-                if services_found {
-                    "ServicesFound"
-                } else {
-                    "NoServicesFound"
-                },
-                if services_found {
-                    format!(
-                        "found the Service of base model {}",
-                        model.spec.base_model_name
-                    )
-                } else {
-                    format!(
-                        "no Service serves base model {}",
-                        model.spec.base_model_name
-                    )
-                },
-                generation,
-            ),
-            condition(
-                previous,
-                "EndpointsReady",
-                all_ready,
-                reason,
-                message.clone(),
-                generation,
-            ),
-        ]),
-    };
-    let was_ready = previous
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "EndpointsReady" && c.status == "True");
+    let status = model_status(model, !slices.is_empty(), endpoints, lora);
+    let was_ready = holds(previous, ENDPOINTS_READY);
     context
         .applier
         .write_status(&api, &name, model.status.as_ref(), &status)
         .await?;
 
-    let failures_so_far =
-        context.model_failures(&model.uid().unwrap_or_default(), !failures.is_empty());
     if !failures.is_empty() {
         let note = format!(
             "loading failed on {} endpoints: {}",
             failures.len(),
             failures.join("; ")
         );
-        tracing::warn!(model = %name, %namespace, "{note}");
-        context.event(model, true, "PartialEndpointFailure", note);
-        return Ok(Action::requeue(model::retry_delay(
-            failures_so_far.saturating_sub(1),
-        )));
+        context.warning(model, "PartialEndpointFailure", note.clone());
+        // Retried with the per-object backoff.
+        return Err(Error::Endpoints(note));
     }
+    let (all_ready, reason, message) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == ENDPOINTS_READY)
+        .map(|c| (c.status == "True", c.reason.clone(), c.message.clone()))
+        .unwrap_or_default();
     if all_ready && !was_ready {
         let event = if lora {
             "EndpointsReady"
         } else {
             "EndpointsDiscovered"
         };
-        context.event(model, false, event, message);
+        context.normal(model, event, message);
     } else if reason == "NoEndpoints" && status != model.status.clone().unwrap_or_default() {
-        context.event(model, false, "NoEndpointsFound", message);
+        context.normal(model, "NoEndpointsFound", message);
     }
-    Ok(if all_ready {
-        Action::requeue(RESYNC)
+    Ok(Action::requeue(if all_ready {
+        RESYNC
     } else {
-        Action::requeue(Duration::from_secs(30))
-    })
+        Duration::from_secs(30)
+    }))
 }
 
 /// Unloads the adapter from every endpoint it was loaded on, a few tries each; what still
@@ -237,66 +167,36 @@ async fn cleanup(model: &DynamoModel, context: &Context) -> Result<Action, Error
         return Ok(Action::await_change());
     }
     let path = format!("/v1/loras/{}", model.spec.model_name);
-    let endpoints: Vec<EndpointInfo> = model
+    let addresses: Vec<String> = model
         .status
         .as_ref()
         .and_then(|s| s.endpoints.clone())
-        .unwrap_or_default();
-    let results: Vec<(String, Result<u16, String>)> =
-        futures::stream::iter(endpoints.into_iter().filter(|e| e.ready))
-            .map(|endpoint| {
-                let path = path.clone();
-                async move {
-                    let mut last = Err(String::new());
-                    for attempt in 0..UNLOAD_ATTEMPTS {
-                        if attempt > 0 {
-                            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-                        }
-                        last = lora::call(
-                            Method::DELETE,
-                            &endpoint.address,
-                            &path,
-                            None,
-                            lora::REQUEST_TIMEOUT,
-                        )
-                        .await;
-                        if matches!(last, Ok(code) if (200..300).contains(&code) || code == 404) {
-                            break;
-                        }
-                    }
-                    (endpoint.address, last)
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-    let (mut unloaded, mut failed) = (0, Vec::new());
-    for (address, result) in results {
-        match result {
-            Ok(code) if (200..300).contains(&code) || code == 404 => unloaded += 1,
-            Ok(code) => failed.push(format!("{address}: HTTP {code}")),
-            Err(e) => failed.push(e),
-        }
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.ready)
+        .map(|e| e.address)
+        .collect();
+    let (unloaded, failed) = FanOut {
+        method: Method::DELETE,
+        path: &path,
+        body: None,
+        attempts: UNLOAD_ATTEMPTS,
+        done: |code| (200..300).contains(&code) || code == 404,
     }
-    if unloaded > 0 {
-        context.event(
-            model,
-            false,
-            "LoRAUnloaded",
-            format!(
-                "unloaded {} from {unloaded} endpoints",
-                model.spec.model_name
-            ),
-        );
+    .send(addresses)
+    .await;
+    let model_name = &model.spec.model_name;
+    if !unloaded.is_empty() {
+        let note = format!("unloaded {model_name} from {} endpoints", unloaded.len());
+        context.normal(model, "LoRAUnloaded", note);
     }
     if !failed.is_empty() {
         let note = format!(
-            "could not unload {} after {UNLOAD_ATTEMPTS} tries: {}",
-            model.spec.model_name,
+            "could not unload {model_name} after {UNLOAD_ATTEMPTS} tries: {}",
             failed.join("; ")
         );
         tracing::warn!(model = %model.name_any(), "{note}");
-        context.event(model, true, "LoRAUnloadFailed", note);
+        context.warning(model, "LoRAUnloadFailed", note);
     }
     Ok(Action::await_change())
 }

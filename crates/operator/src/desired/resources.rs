@@ -1,5 +1,6 @@
 //! `resources` of a service → the main container's ResourceRequirements.
 
+use super::non_empty;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -64,10 +65,6 @@ fn side(item: Option<&ResourceItem>, gpu_resource: &str) -> BTreeMap<String, Qua
         quantities.insert(name.clone(), Quantity(value.clone()));
     }
     quantities
-}
-
-fn non_empty(value: &Option<String>) -> Option<&str> {
-    value.as_deref().filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

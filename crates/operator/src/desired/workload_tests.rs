@@ -1,8 +1,8 @@
 //! Table tests of the workload builders (a separate file to keep `workload.rs` readable).
 
 use super::*;
-use crate::build::pod_template;
-use crate::build::testing::single;
+use crate::desired::component_pod_template;
+use crate::desired::testing::single;
 use serde_json::Value;
 
 fn json_of<T: serde::Serialize>(value: &T) -> Value {
@@ -39,7 +39,7 @@ fn assert_child_metadata(metadata: &ObjectMeta) {
 fn deployment_replicas_selector_and_template() {
     for (service, replicas) in [("{}", 1), ("{replicas: 0}", 0), ("{replicas: 3}", 3)] {
         let dcd = single(None, service, &Default::default());
-        let template = pod_template(&dcd, "g", &Default::default()).unwrap();
+        let template = component_pod_template(&dcd, &Default::default()).unwrap();
         let deployment = deployment(&dcd, template.clone());
         assert_child_metadata(&deployment.metadata);
         let spec = deployment.spec.unwrap();
@@ -333,45 +333,6 @@ fn virtual_service_needs_enabled_use_and_a_gateway() {
 }
 
 #[test]
-fn frontend_url_scheme() {
-    let https_gateway = OperatorConfig {
-        istio_virtual_service_gateway: Some("gw".into()),
-        virtual_service_supports_https: true,
-        ..Default::default()
-    };
-    let cases = [
-        (
-            "{enabled: true, host: a, ingressControllerClassName: c}",
-            OperatorConfig::default(),
-            Some("http://a.local"),
-        ),
-        (
-            "{enabled: true, host: a, ingressControllerClassName: c, tls: {secretName: s}}",
-            OperatorConfig::default(),
-            Some("https://a.local"),
-        ),
-        (
-            "{enabled: true, host: a, useVirtualService: true}",
-            https_gateway,
-            Some("https://a.local"),
-        ),
-        ("{enabled: true, host: a}", OperatorConfig::default(), None),
-        (
-            "{enabled: false, host: a, ingressControllerClassName: c}",
-            OperatorConfig::default(),
-            None,
-        ),
-    ];
-    for (spec, config, expected) in cases {
-        assert_eq!(
-            frontend_url(&frontend(spec), &config).as_deref(),
-            expected,
-            "{spec}"
-        );
-    }
-}
-
-#[test]
 fn a_component_without_uid_gives_unowned_children() {
     let mut dcd = single(None, "{componentType: frontend}", &Default::default());
     dcd.metadata.uid = None;
@@ -396,7 +357,7 @@ fn deployment_readiness() {
                               "availableReplicas": 2, "conditions": available});
     let with = |patch: Value| {
         let mut status = ready_status.clone();
-        crate::build::merge::merge_values(&mut status, patch);
+        crate::desired::merge::merge_values(&mut status, patch);
         status
     };
     let cases = [

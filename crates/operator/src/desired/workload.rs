@@ -20,9 +20,10 @@ use serde_json::json;
 use dynamo_api::labels::{label, service_annotation};
 use dynamo_api::v1alpha1::{DynamoComponentDeployment, component_type};
 
-use super::config::{DiscoveryBackend, OperatorConfig, set};
+use super::config::{DiscoveryBackend, OperatorConfig};
 use super::defaults::{EPP_GRPC_PORT, FRONTEND_PORT, SYSTEM_PORT};
 use super::naming::ingress_host;
+use super::non_empty as set;
 
 /// Default `maxSurge` and `maxUnavailable` of the rolling update.
 pub const DEFAULT_ROLLING_UPDATE: &str = "25%";
@@ -214,23 +215,6 @@ pub fn virtual_service(
     }));
     object.metadata = metadata;
     Some(object)
-}
-
-/// The URL users reach the frontend at, if it is exposed: https when the Ingress has TLS or the
-/// VirtualService gateway terminates HTTPS.
-pub fn frontend_url(dcd: &DynamoComponentDeployment, config: &OperatorConfig) -> Option<String> {
-    let exposure = Exposure::of(dcd, config)?;
-    let virtual_service = exposure.use_virtual_service && exposure.gateway.is_some();
-    if !virtual_service && exposure.class.is_none() {
-        return None;
-    }
-    let https = if virtual_service {
-        config.virtual_service_supports_https
-    } else {
-        exposure.tls_secret.is_some()
-    };
-    let scheme = if https { "https" } else { "http" };
-    Some(format!("{scheme}://{}", exposure.host))
 }
 
 /// Whether a Deployment has fully rolled out: not paused, its generation observed, and updated,

@@ -1,14 +1,17 @@
-//! Pure builders of the operator's child objects: no I/O, no clock, no cluster lookups.
+//! What the operator wants to exist, decided by pure functions: no I/O, no cluster lookups.
 //!
-//! The controllers read a parent, call these functions to get the desired children, and apply
-//! them. Each builder is table-tested in its own file.
+//! The controllers read a parent, call these functions to get the desired children and
+//! statuses, and apply them. Each is table-tested.
 //!
 //! - [`graph::desired_components`]: DynamoGraphDeployment → one DynamoComponentDeployment per service.
-//! - [`pod::pod_template`]: DynamoComponentDeployment → PodTemplateSpec (defaults per component
-//!   type from [`defaults`], user overrides applied by [`merge`], resources and volumes from
-//!   [`resources`] and [`volumes`]).
+//! - [`pod::pod_template`]: one service of a graph ([`pod::ServiceInput`]) → PodTemplateSpec
+//!   (defaults per component type from [`defaults`], user overrides applied by [`merge`],
+//!   resources and volumes from [`resources`] and [`volumes`]).
 //! - [`workload`]: DynamoComponentDeployment → Deployment, Service, Ingress, Istio VirtualService,
 //!   and the Deployment readiness rule.
+//! - [`rbac`], [`pvc`], [`model`]: the discovery identity, the graph's claims, base-model
+//!   Services and LoRA decisions.
+//! - [`status`]: the statuses of graphs, components and models.
 
 pub mod config;
 pub mod defaults;
@@ -17,8 +20,10 @@ pub mod merge;
 pub mod model;
 pub mod naming;
 pub mod pod;
+pub mod pvc;
 pub mod rbac;
 pub mod resources;
+pub mod status;
 pub mod volumes;
 pub mod workload;
 
@@ -27,7 +32,7 @@ pub(crate) mod testing;
 
 pub use config::{DiscoveryBackend, OperatorConfig};
 pub use graph::desired_components;
-pub use pod::pod_template;
+pub use pod::{ServiceInput, component_pod_template, pod_template};
 pub use workload::{deployment, ingress, is_deployment_ready, service, virtual_service};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -73,6 +78,11 @@ impl BuildError {
             Self::Merge { .. } => "InvalidOverride",
         }
     }
+}
+
+/// A user's value, `None` when empty (the CRDs let users write `""` for "not set").
+pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
 }
 
 /// A controller owner reference to `owner` (blockOwnerDeletion unset, as kube builds it).

@@ -1,11 +1,11 @@
 //! Table tests of [`super::pod_template`] (a separate file to keep `pod.rs` readable).
 
 use super::*;
-use crate::build::testing::{component, example, single};
+use crate::desired::testing::{component, example, single};
 use serde_json::{Value, json};
 
 fn build(dcd: &DynamoComponentDeployment, config: &OperatorConfig) -> PodTemplateSpec {
-    pod_template(dcd, "g", config).unwrap()
+    component_pod_template(dcd, config).unwrap()
 }
 
 fn pod_of(yaml: &str) -> PodTemplateSpec {
@@ -121,7 +121,7 @@ fn env_precedence_each_level_overrides_the_lower() {
         ),
     ];
     for (graph_envs, service, variable, expected) in cases {
-        let dgd = crate::build::testing::graph(&format!(
+        let dgd = crate::desired::testing::graph(&format!(
             "metadata: {{name: g}}\nspec:\n  envs: {graph_envs}\n  services:\n    Svc: {service}\n"
         ));
         let template = build(&component(&dgd, "Svc", &config), &config);
@@ -408,7 +408,7 @@ fn env_from_secret_and_volume_errors() {
         "{volumeMounts: [{name: cache, useAsCompilationCache: true}]}",
         &Default::default(),
     );
-    let err = pod_template(&dcd, "g", &Default::default()).unwrap_err();
+    let err = component_pod_template(&dcd, &Default::default()).unwrap_err();
     assert_eq!(err.reason(), "NoCompilationCacheDefault");
     let dcd = single(
         Some("vllm"),
@@ -436,13 +436,13 @@ fn examples_build() {
         let dgd = example(file);
         for service in services {
             let dcd = component(&dgd, service, &config);
-            let name = dgd.metadata.name.as_deref().unwrap();
-            pod_template(&dcd, name, &config).unwrap_or_else(|e| panic!("{file} {service}: {e}"));
+            component_pod_template(&dcd, &config)
+                .unwrap_or_else(|e| panic!("{file} {service}: {e}"));
         }
     }
     let dgd = example("vllm-disagg.yaml");
     let prefill = component(&dgd, "VllmPrefillWorker", &config);
-    let template = pod_template(&prefill, "vllm-disagg", &config).unwrap();
+    let template = component_pod_template(&prefill, &config).unwrap();
     let pod = json_of(template.spec.as_ref().unwrap());
     let main = &pod["containers"][0];
     assert_eq!(
@@ -473,7 +473,7 @@ fn examples_build() {
 
     let sglang = example("sglang-agg.yaml");
     let worker = component(&sglang, "SGLangDecodeWorker", &config);
-    let pod = pod_template(&worker, "sglang-agg", &config)
+    let pod = component_pod_template(&worker, &config)
         .unwrap()
         .spec
         .unwrap();
@@ -485,9 +485,45 @@ fn namespace_is_required() {
     let mut dcd = single(None, "{}", &Default::default());
     dcd.metadata.namespace = None;
     assert_eq!(
-        pod_template(&dcd, "g", &Default::default())
+        component_pod_template(&dcd, &Default::default())
             .unwrap_err()
             .reason(),
         "MissingMetadata"
     );
+}
+
+#[test]
+fn a_graph_level_pathway_builds_the_same_pod_from_the_service_itself() {
+    let config = OperatorConfig::default();
+    let dgd = example("vllm-disagg.yaml");
+    let dcd = component(&dgd, "VllmDecodeWorker", &config);
+    // What a pathway without DynamoComponentDeployments (one object per graph) passes.
+    let service = ServiceInput {
+        namespace: "ns",
+        graph_name: "vllm-disagg",
+        service_name: "VllmDecodeWorker",
+        component_name: "vllm-disagg-vllmdecodeworker",
+        dynamo_namespace: "ns-vllm-disagg",
+        backend: dgd.spec.backend_framework,
+        spec: &dcd.spec.shared,
+    };
+    let direct = pod_template(&service, &config).unwrap();
+    assert_eq!(json_of(&direct), json_of(&build(&dcd, &config)));
+    let labels = direct.metadata.unwrap().labels.unwrap();
+    assert_eq!(labels[label::SELECTOR], "vllm-disagg-vllmdecodeworker");
+    assert_eq!(labels[label::DYNAMO_NAMESPACE], "ns-vllm-disagg");
+}
+
+#[test]
+fn a_component_made_by_hand_gets_the_graph_builders_defaults() {
+    let mut dcd = DynamoComponentDeployment::new("solo", Default::default());
+    dcd.metadata.namespace = Some("team".into());
+    dcd.metadata.uid = Some("u".into());
+    dcd.spec.shared.service_name = Some("Solo".into());
+    // Written by hand without a graph: the deprecated field is not trusted.
+    dcd.spec.shared.dynamo_namespace = Some("mine".into());
+    let service = ComponentService::of(&dcd).unwrap();
+    let input = service.input();
+    assert_eq!(input.dynamo_namespace, "team-");
+    assert_eq!((input.graph_name, input.component_name), ("", "solo"));
 }

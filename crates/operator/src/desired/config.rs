@@ -7,7 +7,7 @@ use std::str::FromStr;
 use dynamo_api::labels::graph_annotation;
 
 /// How components find each other: Kubernetes Services/EndpointSlices (default) or etcd.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum DiscoveryBackend {
     #[default]
     Kubernetes,
@@ -46,8 +46,8 @@ impl FromStr for DiscoveryBackend {
     }
 }
 
-/// Settings of the operator that shape every child object. `None` and `Some("")` both mean
-/// "not configured" (the manager's flags default to empty strings).
+/// Settings of the operator that shape every child object. A value is `None` when not
+/// configured, never empty (the command line turns empty flags into `None`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OperatorConfig {
     /// `--natsAddr`: injected as `NATS_SERVER`.
@@ -76,28 +76,28 @@ pub struct OperatorConfig {
 
 impl OperatorConfig {
     pub fn nats_addr(&self) -> Option<&str> {
-        set(&self.nats_addr)
+        self.nats_addr.as_deref()
     }
     pub fn etcd_addr(&self) -> Option<&str> {
-        set(&self.etcd_addr)
+        self.etcd_addr.as_deref()
     }
     pub fn model_express_url(&self) -> Option<&str> {
-        set(&self.model_express_url)
+        self.model_express_url.as_deref()
     }
     pub fn prometheus_endpoint(&self) -> Option<&str> {
-        set(&self.prometheus_endpoint)
+        self.prometheus_endpoint.as_deref()
     }
     pub fn ingress_class(&self) -> Option<&str> {
-        set(&self.ingress_controller_class_name)
+        self.ingress_controller_class_name.as_deref()
     }
     pub fn ingress_tls_secret(&self) -> Option<&str> {
-        set(&self.ingress_controller_tls_secret_name)
+        self.ingress_controller_tls_secret_name.as_deref()
     }
     pub fn ingress_host_suffix(&self) -> Option<&str> {
-        set(&self.ingress_host_suffix)
+        self.ingress_host_suffix.as_deref()
     }
     pub fn virtual_service_gateway(&self) -> Option<&str> {
-        set(&self.istio_virtual_service_gateway)
+        self.istio_virtual_service_gateway.as_deref()
     }
 
     /// The discovery backend of a component: the graph annotation (propagated into the
@@ -111,11 +111,6 @@ impl OperatorConfig {
             .and_then(|value| value.trim().to_ascii_lowercase().parse().ok())
             .unwrap_or(self.discovery_backend)
     }
-}
-
-/// `Some` only for a non-empty value.
-pub(crate) fn set(value: &Option<String>) -> Option<&str> {
-    value.as_deref().filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -132,18 +127,6 @@ mod tests {
             assert_eq!(text.parse::<DiscoveryBackend>(), expected, "{text}");
         }
         assert_eq!(DiscoveryBackend::Etcd.to_string(), "etcd");
-    }
-
-    #[test]
-    fn empty_strings_count_as_unset() {
-        let config = OperatorConfig {
-            nats_addr: Some(String::new()),
-            etcd_addr: Some("etcd:2379".into()),
-            ..Default::default()
-        };
-        assert_eq!(config.nats_addr(), None);
-        assert_eq!(config.etcd_addr(), Some("etcd:2379"));
-        assert_eq!(config.model_express_url(), None);
     }
 
     #[test]

@@ -10,7 +10,9 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
 use dynamo_api::labels::{graph_annotation, label, operator_annotation};
-use dynamo_api::v1alpha1::DynamoComponentDeployment;
+use dynamo_api::v1alpha1::{
+    BackendFramework, DynamoComponentDeployment, DynamoComponentDeploymentSharedSpec,
+};
 
 use super::config::{DiscoveryBackend, OperatorConfig};
 use super::defaults::{PodIdentity, component_defaults, injected_env, operator_env};
@@ -25,7 +27,78 @@ pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 60;
 /// Pod `fsGroup` unless the user supplies any pod securityContext.
 pub const DEFAULT_FS_GROUP: i64 = 1000;
 
-/// The pod template of a component.
+/// One service of a graph, as every pathway builds its pods from it: the component pathway
+/// (one Deployment per DynamoComponentDeployment) and graph-level pathways alike.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceInput<'a> {
+    /// Kubernetes namespace of the graph.
+    pub namespace: &'a str,
+    pub graph_name: &'a str,
+    /// The service's key in the graph's `services`.
+    pub service_name: &'a str,
+    /// Name of the workload and value of the `nvidia.com/selector` pod label.
+    pub component_name: &'a str,
+    /// The Dynamo namespace the graph builder decided for the service.
+    pub dynamo_namespace: &'a str,
+    pub backend: Option<BackendFramework>,
+    pub spec: &'a DynamoComponentDeploymentSharedSpec,
+}
+
+/// What a DynamoComponentDeployment carries for [`ServiceInput`], owned.
+pub struct ComponentService<'a> {
+    namespace: String,
+    graph_name: String,
+    dynamo_namespace: String,
+    dcd: &'a DynamoComponentDeployment,
+}
+
+impl<'a> ComponentService<'a> {
+    /// The service of `dcd`: what the graph builder wrote into it (graph label, service name,
+    /// Dynamo namespace); a component made by hand, without a graph, gets the same defaults
+    /// the graph builder would give it.
+    pub fn of(dcd: &'a DynamoComponentDeployment) -> Result<Self, BuildError> {
+        let namespace = namespace_of(dcd)?;
+        let graph_name = dcd
+            .labels()
+            .get(label::GRAPH_DEPLOYMENT_NAME)
+            .cloned()
+            .unwrap_or_default();
+        let spec = &dcd.spec.shared;
+        let dynamo_namespace = spec
+            .dynamo_namespace
+            .clone()
+            .filter(|n| !n.is_empty() && !graph_name.is_empty())
+            .unwrap_or_else(|| {
+                dynamo_namespace(
+                    &namespace,
+                    &graph_name,
+                    spec.global_dynamo_namespace.unwrap_or(false),
+                )
+            });
+        Ok(ComponentService {
+            namespace,
+            graph_name,
+            dynamo_namespace,
+            dcd,
+        })
+    }
+
+    pub fn input(&self) -> ServiceInput<'_> {
+        let spec = &self.dcd.spec.shared;
+        ServiceInput {
+            namespace: &self.namespace,
+            graph_name: &self.graph_name,
+            service_name: spec.service_name.as_deref().unwrap_or_default(),
+            component_name: self.dcd.metadata.name.as_deref().unwrap_or_default(),
+            dynamo_namespace: &self.dynamo_namespace,
+            backend: self.dcd.spec.backend_framework,
+            spec,
+        }
+    }
+}
+
+/// The pod template of a component (see [`component_pod_template`] for a
+/// DynamoComponentDeployment).
 ///
 /// The `main` container starts from the defaults of its `componentType`; the user's
 /// `extraPodSpec.mainContainer` is merged over it (see [`super::merge`]); `livenessProbe` and
@@ -36,18 +109,14 @@ pub const DEFAULT_FS_GROUP: i64 = 1000;
 /// default service account, grace period, restart policy and security context; then the user's
 /// `extraPodSpec` fields are merged over it and extra `containers` are appended.
 pub fn pod_template(
-    dcd: &DynamoComponentDeployment,
-    graph_name: &str,
+    service: &ServiceInput<'_>,
     config: &OperatorConfig,
 ) -> Result<PodTemplateSpec, BuildError> {
-    let namespace = namespace_of(dcd)?;
-    let spec = &dcd.spec.shared;
+    let spec = service.spec;
+    let graph_name = service.graph_name;
+    let namespace = service.namespace;
+    let dyn_namespace = service.dynamo_namespace;
     let component_type = spec.component_type.as_deref().filter(|t| !t.is_empty());
-    let dyn_namespace = dynamo_namespace(
-        &namespace,
-        graph_name,
-        spec.global_dynamo_namespace.unwrap_or(false),
-    );
     let discovery = config.effective_discovery_backend(spec.annotations.as_ref());
     let defaults = component_defaults(component_type);
     let user_pod = spec
@@ -86,10 +155,10 @@ pub fn pod_template(
     }
 
     let identity = injected_env(&PodIdentity {
-        dynamo_namespace: &dyn_namespace,
+        dynamo_namespace: dyn_namespace,
         component_type,
         graph_name,
-        graph_namespace: &namespace,
+        graph_namespace: namespace,
         discovery_backend: discovery,
     });
     let component_env: Vec<EnvVar> = defaults
@@ -122,7 +191,7 @@ pub fn pod_template(
             s.secret_ref.as_ref().map(|r| r.name.clone())
         });
     }
-    let volumes = component_volumes(spec, dcd.spec.backend_framework)?;
+    let volumes = component_volumes(spec, service.backend)?;
     if !volumes.mounts.is_empty() {
         append_missing(
             main.volume_mounts.get_or_insert_default(),
@@ -170,8 +239,8 @@ pub fn pod_template(
 
     Ok(PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(pod_labels(dcd, graph_name, &dyn_namespace)),
-            annotations: Some(pod_annotations(dcd)).filter(|a| !a.is_empty()),
+            labels: Some(pod_labels(service)),
+            annotations: Some(pod_annotations(spec)).filter(|a| !a.is_empty()),
             ..Default::default()
         }),
         spec: Some(pod),
@@ -180,21 +249,17 @@ pub fn pod_template(
 
 /// Operator labels, then the user's `labels` and `extraPodMetadata.labels` (user wins), except
 /// `nvidia.com/selector`, which the Deployment selects on and so is always the component name.
-fn pod_labels(
-    dcd: &DynamoComponentDeployment,
-    graph_name: &str,
-    dyn_namespace: &str,
-) -> BTreeMap<String, String> {
-    let spec = &dcd.spec.shared;
+fn pod_labels(service: &ServiceInput<'_>) -> BTreeMap<String, String> {
+    let spec = service.spec;
     let mut labels = BTreeMap::new();
     let mut put = |key: &str, value: Option<&str>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
             labels.insert(key.to_owned(), value.to_owned());
         }
     };
-    put(label::COMPONENT, spec.service_name.as_deref());
-    put(label::DYNAMO_NAMESPACE, Some(dyn_namespace));
-    put(label::GRAPH_DEPLOYMENT_NAME, Some(graph_name));
+    put(label::COMPONENT, Some(service.service_name));
+    put(label::DYNAMO_NAMESPACE, Some(service.dynamo_namespace));
+    put(label::GRAPH_DEPLOYMENT_NAME, Some(service.graph_name));
     put(label::COMPONENT_TYPE, spec.component_type.as_deref());
     put(
         label::SUB_COMPONENT_TYPE,
@@ -215,14 +280,16 @@ fn pod_labels(
     if let Some(extra) = &spec.extra_pod_metadata {
         labels.extend(extra.labels.clone().unwrap_or_default());
     }
-    labels.insert(label::SELECTOR.to_owned(), dcd.name_any());
+    labels.insert(
+        label::SELECTOR.to_owned(),
+        service.component_name.to_owned(),
+    );
     labels
 }
 
 /// `nvidia.com/dynamo-base-model` for a modelRef, the service's `annotations`, then
 /// `extraPodMetadata.annotations`; a `nvidia.com/restartAt` from the spec always stays.
-fn pod_annotations(dcd: &DynamoComponentDeployment) -> BTreeMap<String, String> {
-    let spec = &dcd.spec.shared;
+fn pod_annotations(spec: &DynamoComponentDeploymentSharedSpec) -> BTreeMap<String, String> {
     let mut annotations = BTreeMap::new();
     if let Some(model) = &spec.model_ref {
         annotations.insert(
@@ -268,6 +335,14 @@ fn restricted_container_security_context() -> SecurityContext {
         }),
         ..Default::default()
     }
+}
+
+/// The pod template of a DynamoComponentDeployment's workload.
+pub fn component_pod_template(
+    dcd: &DynamoComponentDeployment,
+    config: &OperatorConfig,
+) -> Result<PodTemplateSpec, BuildError> {
+    pod_template(&ComponentService::of(dcd)?.input(), config)
 }
 
 #[cfg(test)]

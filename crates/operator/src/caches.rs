@@ -1,0 +1,196 @@
+//! The watch caches a reconcile reads instead of the API, declared once.
+//!
+//! The kinds a DynamoComponentDeployment owns are one list ([`declare_caches!`]'s `children`):
+//! each entry gives its cache, its writer, its lean watch on the component controller (which
+//! routes a child's change to its owners) and its part of the cache-sync readiness. Adding a
+//! child kind is one line here, its builder, one sync call in the component controller and
+//! the chart's RBAC.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use dynamo_api::labels::label;
+use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
+use futures::Stream;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::{Controller, WatchStreamExt};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::compact::Compact;
+use crate::context::Context;
+
+/// Objects labelled with the graph they belong to: every child the operator makes.
+pub fn owned() -> watcher::Config {
+    watcher::Config::default().labels(label::GRAPH_DEPLOYMENT_NAME)
+}
+
+/// Base-model Services and their EndpointSlices (they belong to no single graph).
+pub fn by_model() -> watcher::Config {
+    watcher::Config::default().labels(label::BASE_MODEL_HASH)
+}
+
+/// Everything of a kind in the watched scope.
+pub fn all() -> watcher::Config {
+    watcher::Config::default()
+}
+
+macro_rules! declare_caches {
+    (
+        caches { $($(#[$doc:meta])* $cache:ident: $kind:ty,)* }
+        children { $($(#[$child_doc:meta])* $child:ident: $child_kind:ty = $selector:ident,)* }
+    ) => {
+        /// Watch caches of the objects the controllers read (reconciles read memory, not the API).
+        pub struct Caches {
+            $($(#[$doc])* pub $cache: Store<Compact<$kind>>,)*
+            $($(#[$child_doc])* pub $child: Store<Compact<$child_kind>>,)*
+            /// Set once every cache has synced; until then reconciles wait (a cold cache would
+            /// look like missing children and cause needless writes).
+            pub synced: AtomicBool,
+        }
+
+        /// The writing sides of [`Caches`], consumed by the watches that fill them.
+        pub struct Writers {
+            $(pub $cache: Writer<Compact<$kind>>,)*
+            pub children: ChildWriters,
+        }
+
+        /// The writers of the kinds a component owns.
+        pub struct ChildWriters {
+            $($child: Writer<Compact<$child_kind>>,)*
+        }
+
+        impl Caches {
+            pub fn new() -> (Caches, Writers) {
+                $(let $cache = reflector::store();)*
+                $(let $child = reflector::store();)*
+                let caches = Caches {
+                    $($cache: $cache.0,)*
+                    $($child: $child.0,)*
+                    synced: AtomicBool::new(false),
+                };
+                let writers = Writers {
+                    $($cache: $cache.1,)*
+                    children: ChildWriters { $($child: $child.1,)* },
+                };
+                (caches, writers)
+            }
+
+            /// Waits until every cache has synced; false if a watch ended first.
+            pub async fn wait_synced(&self) -> bool {
+                $(store_synced(&self.$cache).await &&)*
+                $(store_synced(&self.$child).await &&)*
+                true
+            }
+        }
+
+        impl ChildWriters {
+            /// Watches every child kind into its cache; a child's change reconciles its owners.
+            pub fn watch(
+                self,
+                mut controller: Controller<Compact<DynamoComponentDeployment>>,
+                context: &Context,
+            ) -> Controller<Compact<DynamoComponentDeployment>> {
+                $(
+                    controller = controller.owns_stream(
+                        lean_stream(context.scoped(), $selector(), self.$child)
+                            .applied_objects(),
+                    );
+                )*
+                controller
+            }
+        }
+    };
+}
+
+declare_caches! {
+    caches {
+    /// Every graph in scope (the graph controller's own watch).
+    graphs: DynamoGraphDeployment,
+    /// Every component in scope (the component controller's own watch, read by the graph
+    /// controller too).
+    components: DynamoComponentDeployment,
+    /// EndpointSlices of base-model Services: the pods serving each base model.
+    model_endpoints: EndpointSlice,
+    }
+    children {
+        /// A component's workload.
+        deployments: Deployment = owned,
+        /// A component's Service.
+        services: Service = owned,
+        /// A frontend's Ingress.
+        ingresses: Ingress = owned,
+        /// The headless Services of base models, shared by the components serving one.
+        model_services: Service = by_model,
+    }
+}
+
+/// A watch of `api` whose objects enter the cache without `managedFields` or the
+/// last-applied annotation, in small pages; the watch events after the cache saw them.
+pub fn lean_stream<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: Writer<K>,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Default,
+{
+    watcher(api, config.page_size(100).any_semantic())
+        .default_backoff()
+        .modify(|object| {
+            object.managed_fields_mut().clear();
+            object
+                .annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
+        .reflect(writer)
+}
+
+/// Waits until `store` has synced; false if its writer went away first.
+pub async fn store_synced<K>(store: &Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    // The store's readiness signal wakes only its latest waiter (the controller also waits on
+    // it), so look again every 200 ms instead of waiting once.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => {}
+        }
+    }
+}
+
+/// The cached object `name` in `namespace`, typed, if any.
+pub fn cached<K>(store: &Store<Compact<K>>, namespace: &str, name: &str) -> Option<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    let object = store.get(&ObjectRef::new(name).within(namespace))?;
+    decoded(&object)
+}
+
+/// The typed form of a cached object; one that does not decode (which the API server's own
+/// encoding rules out) counts as absent, with a log line.
+pub fn decoded<K>(object: &Compact<K>) -> Option<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    match object.decode() {
+        Ok(object) => Some(object),
+        Err(e) => {
+            tracing::error!(kind = %K::kind(&()), name = %object.name_any(), "cached object does not decode: {e}");
+            None
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Wires the watches to the controllers and runs them.
+//!
+//! Every watch is lean (see [`crate::caches::lean_stream`]) and each kind is watched once: the
+//! component controller's DynamoComponentDeployment watch also routes each component's changes
+//! (deletions included) to the graph that owns it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dynamo_api::labels::label;
+use dynamo_api::v1alpha1::{DynamoGraphDeployment, DynamoModel};
+use futures::channel::mpsc;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, WatchStreamExt};
+
+use crate::caches::{all, by_model, lean_stream};
+use crate::compact::Compact;
+use crate::context::{Background, Context};
+use crate::controllers::graph::Graphs;
+use crate::controllers::reconcile::error_policy;
+use crate::controllers::{component, graph, model};
+use crate::desired::model::model_hash;
+
+/// Bounded parallel reconciles (memory stays flat with many objects; API latency, not CPU,
+/// limits a reconcile, so 64 run at once) and a short debounce, so a burst of child status
+/// updates (a new Deployment changes its status several times within a second) turns into one
+/// reconcile and one status write of the parent.
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default()
+        .concurrency(64)
+        .debounce(Duration::from_millis(200))
+}
+
+/// Runs the three controllers until `stop` turns true; `ready` turns true once every cache
+/// synced.
+pub async fn run(
+    context: Arc<Context>,
+    background: Background,
+    ready: tokio::sync::watch::Sender<bool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Background { writers, publisher } = background;
+    let shutdown = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    }
+    .boxed()
+    .shared();
+    let caches = &context.caches;
+
+    // One component watch: the component controller's trigger, and through `owners` the graph
+    // controller's.
+    let (owners, owner_changes) = mpsc::unbounded();
+    let components = lean_stream(context.scoped(), all(), writers.components)
+        .touched_objects()
+        .inspect(move |component| {
+            if let Ok(component) = component {
+                for graph in owning_graphs(component) {
+                    let _ = owners.unbounded_send(graph);
+                }
+            }
+        });
+    let component_controller = Controller::for_stream(components, caches.components.clone());
+    let component_controller = writers
+        .children
+        .watch(component_controller, &context)
+        .with_config(controller_config())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(component::reconcile, error_policy, context.clone())
+        .for_each(|_| async {});
+
+    let graphs = lean_stream(context.scoped(), all(), writers.graphs).applied_objects();
+    let graph_controller = Controller::for_stream(graphs, caches.graphs.clone())
+        .reconcile_on(owner_changes)
+        .with_config(controller_config())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            graph::reconcile,
+            error_policy,
+            Arc::new(Graphs::new(context.clone())),
+        )
+        .for_each(|_| async {});
+
+    // DynamoModels, and the EndpointSlices of base-model Services (which carry the hash label
+    // from their Service): a slice change reconciles the models of that base model.
+    let models = Controller::new(context.scoped::<DynamoModel>(), all().page_size(100));
+    let model_store = models.store();
+    let slices =
+        lean_stream(context.scoped(), by_model(), writers.model_endpoints).applied_objects();
+    let model_controller = models
+        .watches_stream(slices, move |slice: Compact<EndpointSlice>| {
+            let hash = slice
+                .labels()
+                .get(label::BASE_MODEL_HASH)
+                .cloned()
+                .unwrap_or_default();
+            let namespace = slice.namespace();
+            model_store
+                .state()
+                .into_iter()
+                .filter(|m| m.namespace() == namespace && model_hash(m) == hash)
+                .map(|m| ObjectRef::from_obj(&*m))
+                .collect::<Vec<_>>()
+        })
+        .with_config(controller_config())
+        .graceful_shutdown_on(shutdown)
+        .run(model::reconcile, error_policy, context.clone())
+        .for_each(|_| async {});
+
+    tokio::spawn(publisher.run(context.client.clone()));
+    tokio::spawn(signal_ready(context.clone(), ready));
+    tokio::spawn(crate::inventory::count_resources(context.clone()));
+    tokio::join!(graph_controller, component_controller, model_controller);
+}
+
+/// The graphs a component's controller owner references name.
+fn owning_graphs<K: ResourceExt>(
+    component: &K,
+) -> impl Iterator<Item = ObjectRef<Compact<DynamoGraphDeployment>>> + '_ {
+    let namespace = component.namespace();
+    component
+        .owner_references()
+        .iter()
+        .filter(|owner| owner.controller == Some(true))
+        .filter_map(move |owner| ObjectRef::from_owner_ref(namespace.as_deref(), owner, ()))
+}
+
+async fn signal_ready(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>) {
+    if context.caches.wait_synced().await {
+        context.caches.synced.store(true, Ordering::Release);
+        tracing::info!("caches synced");
+        let _ = ready.send(true);
+    }
+}
