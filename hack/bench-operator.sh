@@ -15,7 +15,7 @@ n=${1:-200}
 export DYNAMO_E2E_CLUSTER=bench
 bin=$(hack/k8s-bins.sh | tail -n 1)
 export DYNAMO_E2E_BIN=$bin
-cargo build --release --locked -p dynamo-operator -p dynamo-e2e --bin dynamo-operator --bin bench_operator >&2
+cargo build --release --locked -p dynamo-operator -p dynamo-bench --bin dynamo-operator --bin bench_operator >&2
 out=$(mktemp -d)
 operator_pid=
 stop_operator() { [[ -n $operator_pid ]] && kill "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null; operator_pid=; true; }

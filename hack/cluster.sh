@@ -380,7 +380,7 @@ do_up() {
 
   # kwok config: the default "fast" stages shipped with kwok (copied by k8s-bins.sh). Pods
   # of our own images (ghcr.io/dynamo-rs/dynamo-{operator,webhook,certgen}) are left to the
-  # node agent (e2e/src/bin/node_agent.rs), which runs them as real processes: every pod
+  # node agent (e2e/node-agent, binary node-agent), which runs them as real processes: every pod
   # stage gets one more selector expression that skips them.
   local f first=1
   for f in "$bin"/kwok-stages/*.yaml; do
@@ -442,7 +442,7 @@ EOF
       DYNAMO_AGENT_BINARIES="$(dirname "$agent")" DYNAMO_AGENT_API_HOST="$ADVERTISE_ADDRESS" \
       DYNAMO_AGENT_API_PORT="$P_API" RUST_LOG=info,kube=warn "$agent"
   else
-    log "no node agent at $agent (cargo build -p dynamo-e2e --bins): pods of our images will stay Pending"
+    log "no node agent at $agent (cargo build -p dynamo-node-agent): pods of our images will stay Pending"
   fi
 
   cat >"$state/env" <<EOF

@@ -3,10 +3,22 @@
 //!
 //! The cluster is given by the environment `hack/cluster.sh env` prints. Each test gets its
 //! own namespace; when a test fails, the tail of every control-plane log is printed.
+//!
+//! Domain helpers, so a test file starts with its scenario rather than with set-up:
+//! [`operator`] starts the controller-manager and reads its probes and metrics, [`webhook`]
+//! wires the admission webhook behind the API server and asserts what it accepts or rejects,
+//! [`manifests`] writes graph manifests, [`ports`] hands out free ports, [`chart`] renders the
+//! Helm chart.
 
-pub mod agent;
 pub mod chart;
+pub mod manifests;
+pub mod operator;
+pub mod ports;
+mod running;
 pub mod tls;
+pub mod webhook;
+
+pub use running::Running;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -355,67 +367,5 @@ impl Drop for TestNamespace {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-    }
-}
-
-/// One of our binaries running as a process against the cluster; stopped when dropped. A
-/// failing test prints the end of its log.
-pub struct Running {
-    child: std::process::Child,
-    pub log: PathBuf,
-}
-
-impl Running {
-    /// Starts `binary` (from the workspace's target directory) with `args`, authenticated by
-    /// `kubeconfig`, logging to `<state>/logs/<log_name>.log`.
-    pub fn start(binary: &str, args: &[&str], kubeconfig: &Path, log_name: &str) -> Running {
-        let cluster = Cluster::get();
-        let log = cluster.state.join("logs").join(format!("{log_name}.log"));
-        let file = std::fs::File::create(&log).expect("creating the process log");
-        let child = Command::new(cluster.our_binary(binary))
-            .args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
-        Running { child, log }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Asks the process to stop (SIGTERM) and waits for it.
-    pub fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-
-    /// Stops the process at once (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            let text = self.log_text();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            eprintln!("----- {} (last 40 lines)", self.log.display());
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
-        }
     }
 }

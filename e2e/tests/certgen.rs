@@ -76,7 +76,13 @@ fn configuration(ns: &str, name: &str, owner_uid: &str, count: usize) -> String 
         })
         .collect();
     format!(
-        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: {name}\n  ownerReferences: [{{apiVersion: v1, kind: Namespace, name: {ns}, uid: {owner_uid}}}]\nwebhooks:{webhooks}\n"
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: {name}
+  ownerReferences: [{{apiVersion: v1, kind: Namespace, name: {ns}, uid: {owner_uid}}}]
+webhooks:{webhooks}
+"#
     )
 }
 

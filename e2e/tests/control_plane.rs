@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use dynamo_e2e::manifests::{Graph, example, graph};
+use dynamo_e2e::webhook::rejects;
 use dynamo_e2e::{Cluster, TestNamespace, assert_success, established, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -124,80 +126,69 @@ async fn every_example_is_accepted_and_reads_back_as_written() {
     }
 }
 
-fn graph(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: nvidia.com/v1alpha1\nkind: DynamoGraphDeployment\nmetadata:\n  name: {name}\nspec:\n{spec}"
-    )
+/// `graph` is refused by the schema naming `field`, saying `says`, and is not stored.
+async fn refused_by_the_schema(ns: &TestNamespace, graph: Graph, field: &str, says: &str) {
+    let refusal = rejects(ns, &graph.yaml(), field);
+    assert!(
+        refusal.contains(says),
+        "{}: {says:?} not in {refusal}",
+        graph.name()
+    );
+    let stored = api_for(ns, "DynamoGraphDeployment")
+        .get_opt(graph.name())
+        .await
+        .unwrap();
+    assert!(stored.is_none(), "{} was stored", graph.name());
 }
 
 #[tokio::test]
 async fn invalid_manifests_are_rejected_by_the_schema_with_the_field_named() {
     Cluster::get().install_crds().await;
     let ns = TestNamespace::new("invalid").await;
-    let many_services: String = (0..26)
-        .map(|i| format!("    svc{i}:\n      componentType: worker\n"))
-        .collect();
-    let cases = [
-        (
-            "bad-enum",
-            graph("bad-enum", "  backendFramework: tensorflow\n"),
-            vec!["spec.backendFramework", "Unsupported value: \"tensorflow\""],
+    refused_by_the_schema(
+        &ns,
+        graph("bad-enum").backend("tensorflow"),
+        "spec.backendFramework",
+        "Unsupported value: \"tensorflow\"",
+    )
+    .await;
+    let too_many = (0..26).fold(graph("too-many"), |graph, i| {
+        graph.service(&format!("svc{i}"), "componentType: worker")
+    });
+    refused_by_the_schema(&ns, too_many, "spec.services", "must have at most 25 items").await;
+    refused_by_the_schema(
+        &ns,
+        graph("negative").service("Frontend", "replicas: -1"),
+        "spec.services.Frontend.replicas",
+        "greater than or equal to 0",
+    )
+    .await;
+    refused_by_the_schema(
+        &ns,
+        graph("one-node").service(
+            "W",
+            "
+            multinode:
+              nodeCount: 1
+            ",
         ),
-        (
-            "too-many",
-            graph("too-many", &format!("  services:\n{many_services}")),
-            vec!["spec.services", "must have at most 25 items"],
+        "spec.services.W.multinode.nodeCount",
+        "greater than or equal to 2",
+    )
+    .await;
+    refused_by_the_schema(
+        &ns,
+        graph("pvc-rule").spec(
+            "
+            pvcs:
+              - name: cache
+                create: true
+            ",
         ),
-        (
-            "negative",
-            graph(
-                "negative",
-                "  services:\n    Frontend:\n      replicas: -1\n",
-            ),
-            vec![
-                "spec.services.Frontend.replicas",
-                "greater than or equal to 0",
-            ],
-        ),
-        (
-            "one-node",
-            graph(
-                "one-node",
-                "  services:\n    W:\n      multinode:\n        nodeCount: 1\n",
-            ),
-            vec![
-                "spec.services.W.multinode.nodeCount",
-                "greater than or equal to 2",
-            ],
-        ),
-        (
-            "pvc-rule",
-            graph(
-                "pvc-rule",
-                "  pvcs:\n    - name: cache\n      create: true\n",
-            ),
-            vec![
-                "spec.pvcs[0]",
-                "When create is true, size, storageClass, and volumeAccessMode are required",
-            ],
-        ),
-    ];
-    let graphs = api_for(&ns, "DynamoGraphDeployment");
-    for (name, yaml, expected) in cases {
-        let output = ns.kubectl_apply(&yaml);
-        assert!(!output.status.success(), "{name} was accepted");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        for fragment in expected {
-            assert!(
-                stderr.contains(fragment),
-                "{name}: {fragment:?} not in {stderr}"
-            );
-        }
-        assert!(
-            graphs.get_opt(name).await.unwrap().is_none(),
-            "{name} was stored"
-        );
-    }
+        "spec.pvcs[0]",
+        "When create is true, size, storageClass, and volumeAccessMode are required",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -205,9 +196,15 @@ async fn deleting_a_namespace_removes_its_objects() {
     let cluster = Cluster::get();
     cluster.install_crds().await;
     let ns = TestNamespace::new("gc").await;
-    let yaml = std::fs::read_to_string(cluster.repo.join("examples/vllm-agg.yaml")).unwrap();
-    assert_success("apply graph", &ns.kubectl_apply(&yaml));
-    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep-me\ndata:\n  a: b\n";
+    assert_success("apply graph", &ns.kubectl_apply(&example("vllm-agg.yaml")));
+    let config = "
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: keep-me
+data:
+  a: b
+";
     assert_success("apply configmap", &ns.kubectl_apply(config));
 
     let namespaces: Api<Namespace> = Api::all(ns.client.clone());

@@ -7,27 +7,26 @@
 
 use std::time::{Duration, Instant};
 
+use dynamo_api::labels::NAMESPACE_SCOPE_LEASE;
 use dynamo_api::v1alpha1::DynamoGraphDeployment;
-use dynamo_e2e::{Cluster, Running, TestNamespace, assert_success, wait_until};
+use dynamo_e2e::manifests::example;
+use dynamo_e2e::operator::{Operator, start_cluster_wide_operator, start_operator};
+use dynamo_e2e::{Cluster, TestNamespace, assert_success, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 
-fn operator(args: &[&str], port: u16, log: &str) -> Running {
-    let health = format!("127.0.0.1:{port}");
-    let metrics = format!("127.0.0.1:{}", port + 1);
-    let mut all = vec![
-        "--health-probe-bind-address",
-        &health,
-        "--metrics-bind-address",
-        &metrics,
-    ];
-    all.extend_from_slice(args);
-    Running::start("dynamo-operator", &all, &Cluster::get().kubeconfig, log)
-}
+/// A short-lived marker, so a crashed operator's marker expires within the test.
+const SHORT_MARKER: [&str; 4] = [
+    "--namespace-scope-lease-duration",
+    "6s",
+    "--namespace-scope-lease-renew-interval",
+    "2s",
+];
 
 /// Lines of `process`'s log that apply `name`.
-fn applied(process: &Running, name: &str) -> usize {
+fn applied(process: &Operator, name: &str) -> usize {
     process
         .log_text()
         .lines()
@@ -60,31 +59,19 @@ async fn wait_replicas(deployments: &Api<Deployment>, replicas: i32) {
 async fn the_cluster_wide_operator_yields_a_marked_namespace_and_resumes_it() {
     Cluster::get().install_crds().await;
     let ns = TestNamespace::new("hybrid").await;
-    let cluster_wide = operator(&[], 18890, &format!("hybrid-{}-cluster", ns.name));
-    let yaml = std::fs::read_to_string(Cluster::get().repo.join("examples/vllm-agg.yaml")).unwrap();
-    assert_success("apply", &ns.kubectl_apply(&yaml));
+    let cluster_wide = start_cluster_wide_operator(&ns, &[]);
+    assert_success("apply", &ns.kubectl_apply(&example("vllm-agg.yaml")));
     let deployments: Api<Deployment> = ns.api();
     let graphs: Api<DynamoGraphDeployment> = ns.api();
     wait_replicas(&deployments, 1).await;
     assert!(applied(&cluster_wide, "vllm-agg-vllmdecodeworker") > 0);
 
     // A restricted operator arrives: its marker makes the cluster-wide one step back.
-    let mut restricted = operator(
-        &[
-            "--restrictedNamespace",
-            &ns.name,
-            "--namespace-scope-lease-duration",
-            "6s",
-            "--namespace-scope-lease-renew-interval",
-            "2s",
-        ],
-        18892,
-        &format!("hybrid-{}-restricted", ns.name),
-    );
+    let mut restricted = start_operator(&ns, &SHORT_MARKER);
     let marker_seen = Instant::now();
     wait_until("marker", Duration::from_secs(30), || async {
-        ns.api::<k8s_openapi::api::coordination::v1::Lease>()
-            .get_opt("dynamo-operator-namespace-scope")
+        ns.api::<Lease>()
+            .get_opt(NAMESPACE_SCOPE_LEASE)
             .await
             .ok()?
     })
@@ -118,21 +105,10 @@ async fn the_cluster_wide_operator_yields_a_marked_namespace_and_resumes_it() {
 
     // Crash: a killed restricted operator leaves its marker behind; the cluster-wide operator
     // resumes once it expires (6 s here), without any event on the objects.
-    let mut crashed = operator(
-        &[
-            "--restrictedNamespace",
-            &ns.name,
-            "--namespace-scope-lease-duration",
-            "6s",
-            "--namespace-scope-lease-renew-interval",
-            "2s",
-        ],
-        18894,
-        &format!("hybrid-{}-crashed", ns.name),
-    );
+    let mut crashed = start_operator(&ns, &SHORT_MARKER);
     wait_until("marker again", Duration::from_secs(30), || async {
-        ns.api::<k8s_openapi::api::coordination::v1::Lease>()
-            .get_opt("dynamo-operator-namespace-scope")
+        ns.api::<Lease>()
+            .get_opt(NAMESPACE_SCOPE_LEASE)
             .await
             .ok()?
     })

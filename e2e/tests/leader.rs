@@ -4,34 +4,25 @@
 
 use std::time::{Duration, Instant};
 
-use dynamo_e2e::{Cluster, Running, TestNamespace, assert_success, wait_until};
+use dynamo_api::labels::NAMESPACE_SCOPE_LEASE;
+use dynamo_e2e::manifests::example;
+use dynamo_e2e::operator::{Operator, start_operator};
+use dynamo_e2e::{Cluster, TestNamespace, assert_success, wait_until};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
+/// The Lease the candidates elect on: the operator's `--leader-election-id` default.
 const LEASE: &str = "dynamo.nvidia.com";
 
-fn candidate(ns: &TestNamespace, port: u16, name: &str) -> Running {
-    Running::start(
-        "dynamo-operator",
-        &[
-            "--restrictedNamespace",
-            &ns.name,
-            "--leader-elect",
-            "--health-probe-bind-address",
-            &format!("127.0.0.1:{port}"),
-            "--metrics-bind-address",
-            &format!("127.0.0.1:{}", port + 1),
-        ],
-        &Cluster::get().kubeconfig,
-        &format!("leader-{}-{name}", ns.name),
-    )
+fn candidate(ns: &TestNamespace) -> Operator {
+    start_operator(ns, &["--leader-elect"])
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
     leases.get_opt(LEASE).await.ok()??.spec?.holder_identity
 }
 
-async fn wait_holder(leases: &Api<Lease>, process: &Running, within: Duration) -> Duration {
+async fn wait_holder(leases: &Api<Lease>, process: &Operator, within: Duration) -> Duration {
     let started = Instant::now();
     let suffix = format!("_{}", process.pid());
     wait_until(&format!("leader pid {}", process.pid()), within, || async {
@@ -49,13 +40,12 @@ async fn one_leader_reconciles_and_standbys_take_over() {
     let ns = TestNamespace::new("leader").await;
     let leases: Api<Lease> = ns.api();
 
-    let mut first = candidate(&ns, 18590, "first");
+    let mut first = candidate(&ns);
     wait_holder(&leases, &first, Duration::from_secs(30)).await;
-    let mut second = candidate(&ns, 18592, "second");
+    let mut second = candidate(&ns);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let yaml = std::fs::read_to_string(Cluster::get().repo.join("examples/vllm-agg.yaml")).unwrap();
-    assert_success("apply", &ns.kubectl_apply(&yaml));
+    assert_success("apply", &ns.kubectl_apply(&example("vllm-agg.yaml")));
     let graphs: Api<dynamo_api::v1alpha1::DynamoGraphDeployment> = ns.api();
     wait_until("graph reconciled", Duration::from_secs(60), || async {
         graphs.get("vllm-agg").await.ok()?.status?.state
@@ -81,7 +71,7 @@ async fn one_leader_reconciles_and_standbys_take_over() {
     );
 
     // Crash: the lease must expire (15 s) before a new candidate may take it.
-    let third = candidate(&ns, 18594, "third");
+    let third = candidate(&ns);
     tokio::time::sleep(Duration::from_secs(1)).await;
     second.kill();
     let crash = wait_holder(&leases, &third, Duration::from_secs(40)).await;
@@ -105,26 +95,18 @@ async fn a_restricted_operator_keeps_its_namespace_scope_marker_and_deletes_it_o
     Cluster::get().install_crds().await;
     let ns = TestNamespace::new("marker").await;
     let leases: Api<Lease> = ns.api();
-    let mut operator = Running::start(
-        "dynamo-operator",
+    let mut operator = start_operator(
+        &ns,
         &[
-            "--restrictedNamespace",
-            &ns.name,
             "--operator-version",
             "1.2.3",
             "--namespace-scope-lease-duration",
             "4s",
             "--namespace-scope-lease-renew-interval",
             "1s",
-            "--health-probe-bind-address",
-            "127.0.0.1:18690",
-            "--metrics-bind-address",
-            "127.0.0.1:18691",
         ],
-        &Cluster::get().kubeconfig,
-        &format!("marker-{}", ns.name),
     );
-    let marker = "dynamo-operator-namespace-scope";
+    let marker = NAMESPACE_SCOPE_LEASE;
     let first = wait_until("marker created", Duration::from_secs(30), || async {
         leases.get_opt(marker).await.ok()?
     })

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use dynamo_e2e::{Cluster, Running, TestNamespace, assert_success, wait_until};
+use dynamo_e2e::operator::start_operator;
+use dynamo_e2e::ports::free_address;
+use dynamo_e2e::{Cluster, TestNamespace, assert_success, wait_until};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// `GET /metrics` over HTTPS; returns the status code and the body.
@@ -59,22 +61,9 @@ async fn metrics_need_a_reviewed_token_with_the_right_to_get_them() {
     let cluster = Cluster::get();
     cluster.install_crds().await;
     let ns = TestNamespace::new("metrics").await;
-    let secure = "127.0.0.1:18742";
-    let _operator = Running::start(
-        "dynamo-operator",
-        &[
-            "--restrictedNamespace",
-            &ns.name,
-            "--health-probe-bind-address",
-            "127.0.0.1:18740",
-            "--metrics-bind-address",
-            "127.0.0.1:18741",
-            "--metrics-secure-bind-address",
-            secure,
-        ],
-        &cluster.kubeconfig,
-        &format!("operator-{}", ns.name),
-    );
+    let secure_address = free_address();
+    let secure = secure_address.as_str();
+    let _operator = start_operator(&ns, &["--metrics-secure-bind-address", secure]);
     wait_until(
         "the secure metrics port",
         Duration::from_secs(30),

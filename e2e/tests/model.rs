@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dynamo_api::v1alpha1::DynamoModel;
-use dynamo_e2e::{Cluster, Running, TestNamespace, assert_success, wait_until};
+use dynamo_e2e::manifests::graph;
+use dynamo_e2e::operator::start_operator;
+use dynamo_e2e::{Cluster, TestNamespace, assert_success, wait_until};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
@@ -120,31 +122,37 @@ impl FakeServer {
     }
 }
 
-fn graph(replicas: u32) -> String {
-    format!(
-        r#"apiVersion: nvidia.com/v1alpha1
-kind: DynamoGraphDeployment
-metadata: {{name: lora}}
-spec:
-  backendFramework: vllm
-  services:
-    Worker:
-      componentType: worker
-      replicas: {replicas}
-      modelRef: {{name: "{BASE}"}}
-      extraPodSpec: {{mainContainer: {{image: registry.invalid/vllm-runtime:1}}}}
-"#
-    )
+/// A graph whose `replicas` workers serve the base model.
+fn lora_graph(replicas: u32) -> String {
+    graph("lora")
+        .backend("vllm")
+        .service(
+            "Worker",
+            &format!(
+                r#"
+                componentType: worker
+                replicas: {replicas}
+                modelRef:
+                  name: "{BASE}"
+                extraPodSpec:
+                  mainContainer:
+                    image: registry.invalid/vllm-runtime:1
+                "#
+            ),
+        )
+        .yaml()
 }
 
 const MODEL: &str = r#"apiVersion: nvidia.com/v1alpha1
 kind: DynamoModel
-metadata: {name: sql}
+metadata:
+  name: sql
 spec:
   modelName: sql-lora
   baseModelName: meta-llama/Llama-3.1-8B-Instruct
   modelType: lora
-  source: {uri: "hf://acme/sql-lora@main"}
+  source:
+    uri: "hf://acme/sql-lora@main"
 "#;
 
 /// The ready pod IPs behind the base model's Service, from its EndpointSlices.
@@ -203,20 +211,8 @@ async fn lora_adapters_follow_the_serving_pods() {
     let cluster = Cluster::get();
     cluster.install_crds().await;
     let ns = TestNamespace::new("model").await;
-    let _operator = Running::start(
-        "dynamo-operator",
-        &[
-            "--restrictedNamespace",
-            &ns.name,
-            "--health-probe-bind-address",
-            "127.0.0.1:18850",
-            "--metrics-bind-address",
-            "127.0.0.1:18851",
-        ],
-        &cluster.kubeconfig,
-        &format!("operator-{}", ns.name),
-    );
-    assert_success("graph", &ns.kubectl_apply(&graph(2)));
+    let _operator = start_operator(&ns, &[]);
+    assert_success("graph", &ns.kubectl_apply(&lora_graph(2)));
     let ips = pod_ips(&ns, 2).await;
     // The second pod's server fails twice before it accepts the adapter.
     let mut servers: BTreeMap<Ipv4Addr, FakeServer> = BTreeMap::new();
@@ -261,7 +257,7 @@ async fn lora_adapters_follow_the_serving_pods() {
     );
 
     // A third worker gets the adapter; the loaded two are not called again.
-    assert_success("scale", &ns.kubectl_apply(&graph(3)));
+    assert_success("scale", &ns.kubectl_apply(&lora_graph(3)));
     let now = pod_ips(&ns, 3).await;
     let new_ip = *now.iter().find(|ip| !servers.contains_key(ip)).unwrap();
     servers.insert(new_ip, FakeServer::start(new_ip, 0).await);
@@ -271,7 +267,7 @@ async fn lora_adapters_follow_the_serving_pods() {
     assert_eq!(servers[&ips[1]].count("POST"), 3);
 
     // A pod that goes away leaves the status.
-    assert_success("scale down", &ns.kubectl_apply(&graph(2)));
+    assert_success("scale down", &ns.kubectl_apply(&lora_graph(2)));
     let model = wait_model(&ns, 2, 2).await;
     let listed: Vec<String> = model
         .status

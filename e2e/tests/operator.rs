@@ -4,92 +4,29 @@
 use std::time::Duration;
 
 use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
-use dynamo_e2e::{Cluster, Running, TestNamespace, assert_success, wait_until};
+use dynamo_e2e::manifests::example;
+use dynamo_e2e::operator::{start_operator, start_operator_as, wait_graph_state};
+use dynamo_e2e::{Cluster, TestNamespace, assert_success, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The operator watching only `ns`, with its admin server on `port`.
-fn operator(ns: &TestNamespace, port: u16, run: &str) -> Running {
-    let address = format!("127.0.0.1:{port}");
-    Running::start(
-        "dynamo-operator",
-        &[
-            "--restrictedNamespace",
-            &ns.name,
-            "--health-probe-bind-address",
-            &address,
-            "--metrics-bind-address",
-            &format!("127.0.0.1:{}", port + 1),
-            "--ingress-controller-class-name",
-            "nginx",
-        ],
-        &Cluster::get().kubeconfig,
-        &format!("operator-{}-{run}", ns.name),
-    )
-}
-
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text))
-}
-
-/// `dynamo_operator_api_writes_total` from the operator's metrics.
-async fn writes(port: u16) -> u64 {
-    let (_, text) = get(port + 1, "/metrics").await.expect("metrics");
-    text.lines()
-        .find_map(|line| line.strip_prefix("dynamo_operator_api_writes_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("dynamo_operator_api_writes_total")
-}
-
-async fn wait_ready(port: u16) {
-    wait_until("operator ready", Duration::from_secs(30), || async {
-        matches!(get(port, "/readyz").await, Some((200, _))).then_some(())
-    })
-    .await;
-}
-
-async fn wait_state(ns: &TestNamespace, name: &str, state: &str) -> DynamoGraphDeployment {
-    let graphs: Api<DynamoGraphDeployment> = ns.api();
-    wait_until(
-        &format!("{name} {state}"),
-        Duration::from_secs(90),
-        || async {
-            let graph = graphs.get(name).await.ok()?;
-            let status = graph.status.as_ref()?;
-            let current = status.observed_generation == graph.metadata.generation;
-            (current && status.state.as_deref() == Some(state)).then_some(graph)
-        },
-    )
-    .await
-}
-
-fn example(name: &str) -> String {
-    std::fs::read_to_string(Cluster::get().repo.join("examples").join(name)).unwrap()
-}
+/// What the graphs here expect beside the namespace restriction.
+const INGRESS_CLASS: [&str; 2] = ["--ingress-controller-class-name", "nginx"];
 
 #[tokio::test]
 async fn a_graph_becomes_ready_and_its_children_follow_the_spec() {
     Cluster::get().install_crds().await;
     let ns = TestNamespace::new("operator").await;
-    let _operator = operator(&ns, 18090, "main");
+    let _operator = start_operator(&ns, &INGRESS_CLASS);
     assert_success(
         "apply vllm-agg",
         &ns.kubectl_apply(&example("vllm-agg.yaml")),
     );
 
-    let graph = wait_state(&ns, "vllm-agg", "successful").await;
+    let graph = wait_graph_state(&ns, "vllm-agg", "successful").await;
     let ready = &graph.status.as_ref().unwrap().conditions.as_ref().unwrap()[0];
     assert_eq!(
         (ready.type_.as_str(), ready.status.as_str()),
@@ -177,7 +114,7 @@ async fn a_graph_becomes_ready_and_its_children_follow_the_spec() {
         (d.status?.ready_replicas? == 3).then_some(())
     })
     .await;
-    wait_state(&ns, "vllm-agg", "successful").await;
+    wait_graph_state(&ns, "vllm-agg", "successful").await;
 
     // A hand-edited Deployment is put back.
     let edit = serde_json::json!({"spec": {"replicas": 1}});
@@ -248,7 +185,7 @@ async fn a_graph_becomes_ready_and_its_children_follow_the_spec() {
 async fn restart_converges_without_writes_and_unsupported_or_incomplete_graphs_say_why() {
     Cluster::get().install_crds().await;
     let ns = TestNamespace::new("restart").await;
-    let mut first = operator(&ns, 18190, "first");
+    let mut first = start_operator(&ns, &INGRESS_CLASS);
     for file in [
         "vllm-agg.yaml",
         "sglang-agg.yaml",
@@ -260,12 +197,12 @@ async fn restart_converges_without_writes_and_unsupported_or_incomplete_graphs_s
     // Killed in the middle of its work, then started again.
     tokio::time::sleep(Duration::from_millis(800)).await;
     first.kill();
-    let _second = operator(&ns, 18190, "second");
-    wait_ready(18190).await;
+    let second = start_operator(&ns, &INGRESS_CLASS);
+    second.ready().await;
 
-    wait_state(&ns, "vllm-agg", "successful").await;
-    wait_state(&ns, "sglang-agg", "successful").await;
-    let multinode = wait_state(&ns, "trtllm-multinode", "failed").await;
+    wait_graph_state(&ns, "vllm-agg", "successful").await;
+    wait_graph_state(&ns, "sglang-agg", "successful").await;
+    let multinode = wait_graph_state(&ns, "trtllm-multinode", "failed").await;
     let message = &multinode.status.unwrap().conditions.unwrap()[0].message;
     assert!(
         message.contains("no multinode orchestrator available"),
@@ -281,7 +218,7 @@ async fn restart_converges_without_writes_and_unsupported_or_incomplete_graphs_s
     })
     .await;
     assert_eq!(claim.owner_references()[0].name, "vllm-disagg");
-    wait_state(&ns, "vllm-disagg", "pending").await;
+    wait_graph_state(&ns, "vllm-disagg", "pending").await;
 
     let ingresses: Api<Ingress> = ns.api();
     let ingress = ingresses.get("sglang-agg-frontend").await.unwrap();
@@ -307,20 +244,12 @@ async fn restart_converges_without_writes_and_unsupported_or_incomplete_graphs_s
 
     // Let the second operator settle (no write for 3 s), then a fresh operator over the
     // converged namespace must write nothing.
-    let mut last = writes(18190).await;
-    let mut quiet_since = std::time::Instant::now();
-    while quiet_since.elapsed() < Duration::from_secs(3) {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = writes(18190).await;
-        if now != last {
-            (last, quiet_since) = (now, std::time::Instant::now());
-        }
-    }
-    drop(_second);
-    let third = operator(&ns, 18290, "third");
-    wait_ready(18290).await;
+    second.settle(Duration::from_secs(3)).await;
+    drop(second);
+    let third = start_operator(&ns, &INGRESS_CLASS);
+    third.ready().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let writes = writes(18290).await;
+    let writes = third.writes().await;
     assert_eq!(
         writes,
         0,
@@ -383,23 +312,9 @@ async fn a_restricted_operator_works_with_only_a_role_in_its_namespace() {
         .await
         .unwrap();
     assert_success("role", &ns.kubectl_apply(&restricted_role(&ns.name)));
-    let address = "127.0.0.1:18990";
-    let operator = Running::start(
-        "dynamo-operator",
-        &[
-            "--restrictedNamespace",
-            &ns.name,
-            "--leader-elect",
-            "--health-probe-bind-address",
-            address,
-            "--metrics-bind-address",
-            "127.0.0.1:18991",
-        ],
-        &kubeconfig,
-        &format!("operator-{}-rbac", ns.name),
-    );
+    let operator = start_operator_as(&ns, &kubeconfig, &["--leader-elect"]);
     assert_success("apply", &ns.kubectl_apply(&example("vllm-agg.yaml")));
-    wait_state(&ns, "vllm-agg", "successful").await;
+    wait_graph_state(&ns, "vllm-agg", "successful").await;
     let log = operator.log_text();
     assert!(
         !log.contains("forbidden"),

@@ -7,3 +7,7 @@ pub mod parse;
 pub mod schema;
 pub mod v1alpha1;
 pub mod validation;
+
+/// The storage ("hub") version that code works with: import `dynamo_api::hub::*` so a future
+/// `v1beta1` becomes a one-line switch here.
+pub use v1alpha1 as hub;

@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use dynamo_api::parse;
-use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment, DynamoModel};
-use dynamo_api::validation::{self, Outcome, UpdateContext};
+use dynamo_api::validation::{self, KindVisitor, Outcome, UpdateContext, Validate};
 
 fn manifests() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -18,42 +17,34 @@ fn manifests() -> Vec<PathBuf> {
     paths
 }
 
-fn parsed<T: serde::de::DeserializeOwned>(path: &Path, yaml: &str) -> T {
-    parse::from_yaml(yaml).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+/// The create rules and an unchanged re-apply, on the manifest at `path`.
+struct CreateAndReapply<'a> {
+    path: &'a Path,
+    yaml: &'a str,
 }
 
-/// (create, unchanged update) outcomes of the manifest at `path`.
+impl KindVisitor for CreateAndReapply<'_> {
+    type Output = (Outcome, Outcome);
+    fn visit<K: Validate>(self) -> Self::Output {
+        let object: K =
+            parse::from_yaml(self.yaml).unwrap_or_else(|e| panic!("{}: {e}", self.path.display()));
+        let context = UpdateContext {
+            username: "alice",
+            privileged_service_accounts: &[],
+        };
+        (
+            object.validate_create(),
+            object.validate_update(&object, &context),
+        )
+    }
+}
+
+/// (create, unchanged update) outcomes of the manifest at `path`; `None` for other kinds.
 fn outcomes(path: &Path) -> Option<(Outcome, Outcome)> {
     let yaml = std::fs::read_to_string(path).unwrap();
     let document: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
-    let context = UpdateContext {
-        username: "alice",
-        privileged_service_accounts: &[],
-    };
-    Some(match document["kind"].as_str() {
-        Some("DynamoGraphDeployment") => {
-            let graph: DynamoGraphDeployment = parsed(path, &yaml);
-            (
-                validation::validate_graph_create(&graph),
-                validation::validate_graph_update(&graph, &graph, &context),
-            )
-        }
-        Some("DynamoComponentDeployment") => {
-            let component: DynamoComponentDeployment = parsed(path, &yaml);
-            (
-                validation::validate_component_create(&component),
-                validation::validate_component_update(&component, &component, &context),
-            )
-        }
-        Some("DynamoModel") => {
-            let model: DynamoModel = parsed(path, &yaml);
-            (
-                validation::validate_model_create(&model),
-                validation::validate_model_update(&model, &model, &context),
-            )
-        }
-        _ => return None,
-    })
+    let kind = document["kind"].as_str()?;
+    validation::with_kind(kind, CreateAndReapply { path, yaml: &yaml })
 }
 
 #[test]

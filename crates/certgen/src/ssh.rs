@@ -4,14 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
-use rand::RngCore as _;
-use rsa::RsaPrivateKey;
-use rsa::traits::{PrivateKeyParts as _, PublicKeyParts as _};
+use ssh_key::private::{KeypairData, RsaKeypair};
+use ssh_key::{LineEnding, PrivateKey};
 
 use crate::cluster::{FIELD_MANAGER, MANAGED_BY_LABEL};
 
@@ -32,6 +30,8 @@ pub struct SshKeyPair {
 pub enum SshError {
     #[error("generating an RSA-{0} key: {1}")]
     Generate(usize, String),
+    #[error("encoding the key in OpenSSH format: {0}")]
+    Encode(#[from] ssh_key::Error),
     #[error("{action}: {source}")]
     Api {
         action: String,
@@ -40,92 +40,15 @@ pub enum SshError {
     },
 }
 
-/// SSH wire encoding (RFC 4251): length-prefixed strings and mpints.
-#[derive(Default)]
-struct Wire(Vec<u8>);
-
-impl Wire {
-    fn u32(&mut self, value: u32) -> &mut Self {
-        self.0.extend_from_slice(&value.to_be_bytes());
-        self
-    }
-
-    fn string(&mut self, bytes: &[u8]) -> &mut Self {
-        self.u32(bytes.len() as u32);
-        self.0.extend_from_slice(bytes);
-        self
-    }
-
-    /// Two's complement big-endian: a leading zero byte keeps a set high bit positive.
-    fn mpint(&mut self, value: &rsa::BigUint) -> &mut Self {
-        let mut bytes = value.to_bytes_be();
-        while bytes.first() == Some(&0) {
-            bytes.remove(0);
-        }
-        if bytes.first().is_some_and(|b| b & 0x80 != 0) {
-            bytes.insert(0, 0);
-        }
-        self.string(&bytes)
-    }
-}
-
-fn public_blob(key: &RsaPrivateKey) -> Vec<u8> {
-    let mut blob = Wire::default();
-    blob.string(b"ssh-rsa").mpint(key.e()).mpint(key.n());
-    blob.0
-}
-
-/// Encodes `key` in OpenSSH formats with `comment`.
-pub fn encode(key: &RsaPrivateKey, comment: &str, check: u32) -> SshKeyPair {
-    let primes = key.primes();
-    let (p, q) = (&primes[0], &primes[1]);
-    // iqmp = q^-1 mod p, which is what the rsa crate precomputes as its CRT coefficient.
-    let iqmp = key
-        .crt_coefficient()
-        .expect("a generated two-prime key has a CRT coefficient");
-    let mut private = Wire::default();
-    private
-        .u32(check)
-        .u32(check)
-        .string(b"ssh-rsa")
-        .mpint(key.n())
-        .mpint(key.e())
-        .mpint(key.d())
-        .mpint(&iqmp)
-        .mpint(p)
-        .mpint(q)
-        .string(comment.as_bytes());
-    // Unencrypted keys are padded to the 8-byte block size with 1, 2, 3, ...
-    let mut pad = 1u8;
-    while private.0.len() % 8 != 0 {
-        private.0.push(pad);
-        pad += 1;
-    }
-    let public = public_blob(key);
-    let mut file = Wire(b"openssh-key-v1\0".to_vec());
-    file.string(b"none")
-        .string(b"none")
-        .string(b"")
-        .u32(1)
-        .string(&public)
-        .string(&private.0);
-    let private_pem = pem::encode_config(
-        &pem::Pem::new("OPENSSH PRIVATE KEY", file.0),
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    );
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&public);
-    SshKeyPair {
-        private_pem,
-        public_line: format!("ssh-rsa {encoded} {comment}\n"),
-    }
-}
-
-/// A new RSA key pair of `bits` bits.
+/// A new RSA key pair of `bits` bits (at least 2048), in OpenSSH formats with `comment`.
 pub fn generate(bits: usize, comment: &str) -> Result<SshKeyPair, SshError> {
-    let mut rng = rand::thread_rng();
-    let key =
-        RsaPrivateKey::new(&mut rng, bits).map_err(|e| SshError::Generate(bits, e.to_string()))?;
-    Ok(encode(&key, comment, rng.next_u32()))
+    let keypair = RsaKeypair::random(&mut rand::thread_rng(), bits)
+        .map_err(|e| SshError::Generate(bits, e.to_string()))?;
+    let private = PrivateKey::new(KeypairData::from(keypair), comment)?;
+    Ok(SshKeyPair {
+        private_pem: private.to_openssh(LineEnding::LF)?.to_string(),
+        public_line: format!("{}\n", private.public_key().to_openssh()?),
+    })
 }
 
 /// Creates Secret `name` with a new key pair unless it exists. Returns whether it wrote.
@@ -195,18 +118,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mpint_keeps_positive_numbers_positive() {
-        let mut wire = Wire::default();
-        wire.mpint(&rsa::BigUint::from(0x80u32));
-        assert_eq!(wire.0, [0, 0, 0, 2, 0, 0x80]);
-        let mut wire = Wire::default();
-        wire.mpint(&rsa::BigUint::from(0x7fu32));
-        assert_eq!(wire.0, [0, 0, 0, 1, 0x7f]);
+    fn private_key_reads_back_with_its_public_line_and_comment() {
+        let pair = generate(2048, "mpirun@dynamo").unwrap();
+        let parsed = PrivateKey::from_openssh(&pair.private_pem).unwrap();
+        assert_eq!(parsed.comment(), "mpirun@dynamo");
+        assert!(!parsed.is_encrypted());
+        assert!(parsed.key_data().rsa().is_some());
+        assert_eq!(
+            format!("{}\n", parsed.public_key().to_openssh().unwrap()),
+            pair.public_line
+        );
     }
 
     #[test]
-    fn private_key_section_is_padded_and_armoured() {
-        let pair = generate(1024, "test").unwrap();
+    fn keys_below_2048_bits_are_refused() {
+        assert!(matches!(
+            generate(1024, "test"),
+            Err(SshError::Generate(1024, _))
+        ));
+    }
+
+    #[test]
+    fn private_key_is_openssh_v1_armour_and_public_key_one_ssh_rsa_line() {
+        let pair = generate(2048, "test").unwrap();
         assert!(
             pair.private_pem
                 .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n")

@@ -7,10 +7,10 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::server::{self, Options};
 
 /// What the admin server asks its owner.
 pub trait Probes: Send + Sync + 'static {
@@ -47,34 +47,17 @@ pub fn respond(probes: &dyn Probes, path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves `probes` on `listener` until `shutdown` changes.
+/// Serves `probes` on `listener` until `shutdown` changes, then drains.
 pub async fn serve(
     listener: TcpListener,
     probes: Arc<dyn Probes>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, _) = tokio::select! {
-            biased;
-            _ = shutdown.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => continue,
-            },
-        };
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let probes = probes.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let probes = probes.clone();
-                async move { Ok::<_, Infallible>(respond(probes.as_ref(), request.uri().path())) }
-            });
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move { Ok::<_, Infallible>(respond(probes.as_ref(), request.uri().path())) }
+    });
+    server::serve(listener, None, service, shutdown, Options::new("admin")).await;
 }
 
 #[cfg(test)]

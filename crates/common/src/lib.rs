@@ -1,12 +1,15 @@
-//! What the platform's binaries share: logging set-up, the plain-HTTP admin server (health,
-//! readiness, metrics), shutdown signals, leader election and namespace scoping by
-//! namespace-scope leases.
+//! What the platform's binaries share: logging set-up, listen addresses and the HTTP accept
+//! loop, the plain-HTTP admin server (health, readiness, metrics), HTTPS metrics, shutdown
+//! signals and namespace scoping by namespace-scope leases.
 
 pub mod admin;
 pub mod json;
-pub mod leader;
+mod listen;
 pub mod scope;
 pub mod secure_metrics;
+pub mod server;
+
+pub use listen::{bind, listen_address};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal.
 pub fn init_logging() {
@@ -27,15 +30,6 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-/// Accepts upstream's Go-style listen addresses (`:8081`) as well as `host:port`.
-pub fn listen_address(flag: &str) -> String {
-    if flag.starts_with(':') {
-        format!("0.0.0.0{flag}")
-    } else {
-        flag.to_owned()
     }
 }
 
@@ -69,6 +63,5 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("2d").is_err());
         assert!(parse_duration("s").is_err());
-        assert_eq!(listen_address(":8081"), "0.0.0.0:8081");
     }
 }

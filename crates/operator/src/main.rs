@@ -5,16 +5,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use dynamo_operator::args::Args;
-use dynamo_operator::run::{Ending, run};
+use dynamo_operator::run::run;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     dynamo_common::init_logging();
+    // After a loss another process may take over; the failure exit makes the kubelet restart
+    // this one as a standby.
     Ok(match run(args).await? {
-        Ending::Stopped => ExitCode::SUCCESS,
-        // Another process may take over; the exit makes the kubelet restart this one as a
-        // standby.
-        Ending::Lost(_) => ExitCode::FAILURE,
+        ending if ending.is_clean() => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
     })
 }

@@ -25,9 +25,18 @@ use crate::{client, watches};
 pub enum Ending {
     /// SIGTERM or Ctrl-C: a clean stop.
     Stopped,
-    /// The lease or the namespace marker was lost: another process may take over, so this one
-    /// stopped writing. The message says which.
-    Lost(String),
+    /// The leader lease could not be renewed in time: it may be another's now, so this process
+    /// stopped writing and leaves the lease and the namespace marker to its successor.
+    LostLease(String),
+    /// The namespace marker could not be renewed: stopped, so two operators never manage one
+    /// namespace.
+    LostMarker(String),
+}
+
+impl Ending {
+    pub fn is_clean(&self) -> bool {
+        *self == Ending::Stopped
+    }
 }
 
 /// How long in-flight reconciles may finish after a signal.
@@ -60,15 +69,18 @@ pub async fn run(args: Args) -> anyhow::Result<Ending> {
     let controllers = tokio::spawn(watches::run(context, background, ready, stopped));
     let ending = tokio::select! {
         _ = dynamo_common::shutdown_signal() => Ending::Stopped,
-        lost = keep(elector.clone()) => Ending::Lost(lost),
-        lost = keep_marker(marker.clone()) => Ending::Lost(lost),
+        lost = keep(elector.clone()) => Ending::LostLease(lost),
+        lost = keep_marker(marker.clone()) => Ending::LostMarker(lost),
     };
-    if let Ending::Lost(why) = &ending {
+    if let Ending::LostLease(why) | Ending::LostMarker(why) = &ending {
         tracing::error!("{why}");
     }
     let _ = stop.send(true);
     drain(controllers, &ending).await;
-    release(marker, elector).await;
+    // A lost lease may be another's already, and the marker with it: nothing is ours to give.
+    if !matches!(ending, Ending::LostLease(_)) {
+        release(marker, elector).await;
+    }
     tracing::info!("stopped");
     Ok(ending)
 }
@@ -86,9 +98,7 @@ async fn serve_admin(
         &serving.health_probe_bind_address,
         &serving.metrics_bind_address,
     ] {
-        let listener = dynamo_common::bind(flag)
-            .await
-            .with_context(|| format!("listening on {flag}"))?;
+        let listener = dynamo_common::bind(flag).await?;
         tokio::spawn(admin::serve(listener, probes.clone(), stopped.clone()));
     }
     if let Some(address) = args.metrics_secure_bind_address() {
@@ -167,8 +177,8 @@ async fn keep_marker(marker: Option<Arc<ScopeMarker>>) -> String {
 /// Lets in-flight reconciles finish, for a bounded time.
 async fn drain(controllers: tokio::task::JoinHandle<()>, ending: &Ending) {
     let limit = match ending {
-        Ending::Stopped => DRAIN,
-        Ending::Lost(_) => DRAIN_WHEN_LOST,
+        Ending::Stopped | Ending::LostMarker(_) => DRAIN,
+        Ending::LostLease(_) => DRAIN_WHEN_LOST,
     };
     let abort = controllers.abort_handle();
     if tokio::time::timeout(limit, controllers).await.is_err() {

@@ -2,14 +2,12 @@
 
 use std::time::{Instant, SystemTime};
 
-use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment, DynamoModel};
-use dynamo_api::validation::{self, Outcome, UpdateContext};
+use dynamo_api::validation::{self, KindVisitor, Outcome, UpdateContext, Validate};
+use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::core::{DynamicObject, Resource};
-use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
-use crate::scope::Scope;
+use dynamo_common::scope::Scope;
 
 /// The kinds this webhook validates, by their upstream paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,52 +61,68 @@ pub fn review(
     metrics: &Metrics,
 ) -> AdmissionReview<DynamicObject> {
     let started = Instant::now();
-    let (response, operation, denial) = match kind {
-        Kind::GraphDeployment => decide::<DynamoGraphDeployment>(kind, body, policy),
-        Kind::ComponentDeployment => decide::<DynamoComponentDeployment>(kind, body, policy),
-        Kind::Model => decide::<DynamoModel>(kind, body, policy),
-    };
-    if let Some(operation) = operation {
+    let decision = validation::with_kind(kind.name(), Decide { kind, body, policy })
+        // Every `Kind` has rules (tested); should one lose them, deny rather than admit unchecked.
+        .unwrap_or_else(|| {
+            Decision::unread(AdmissionResponse::invalid(format!(
+                "no admission rules for {}",
+                kind.name()
+            )))
+        });
+    if let Some(operation) = decision.operation {
         metrics.observe(
             kind.name(),
             operation,
             started.elapsed().as_secs_f64(),
-            denial,
+            decision.denial,
         );
     }
-    response.into_review()
+    decision.response.into_review()
 }
 
-/// The rules of one kind.
-trait Validated: Resource + DeserializeOwned + Clone {
-    fn on_create(&self) -> Outcome;
-    fn on_update(old: &Self, new: &Self, context: &UpdateContext) -> Outcome;
+/// What one review came to: the answer and what the metrics record of it.
+struct Decision {
+    response: AdmissionResponse,
+    /// `CREATE`, `UPDATE`, ...; `None` when the review could not be read (then it is not counted).
+    operation: Option<&'static str>,
+    /// The `reason` label of a denial; `None` when allowed.
+    denial: Option<&'static str>,
 }
 
-impl Validated for DynamoGraphDeployment {
-    fn on_create(&self) -> Outcome {
-        validation::validate_graph_create(self)
+impl Decision {
+    /// A review that could not be read far enough to count it.
+    fn unread(response: AdmissionResponse) -> Self {
+        Decision {
+            response,
+            operation: None,
+            denial: None,
+        }
     }
-    fn on_update(old: &Self, new: &Self, context: &UpdateContext) -> Outcome {
-        validation::validate_graph_update(old, new, context)
+
+    fn counted(
+        response: AdmissionResponse,
+        operation: &'static str,
+        denial: Option<&'static str>,
+    ) -> Self {
+        Decision {
+            response,
+            operation: Some(operation),
+            denial,
+        }
     }
 }
 
-impl Validated for DynamoComponentDeployment {
-    fn on_create(&self) -> Outcome {
-        validation::validate_component_create(self)
-    }
-    fn on_update(old: &Self, new: &Self, context: &UpdateContext) -> Outcome {
-        validation::validate_component_update(old, new, context)
-    }
+/// [`decide`] for the type the review's kind names.
+struct Decide<'a> {
+    kind: Kind,
+    body: &'a [u8],
+    policy: &'a Policy,
 }
 
-impl Validated for DynamoModel {
-    fn on_create(&self) -> Outcome {
-        validation::validate_model_create(self)
-    }
-    fn on_update(old: &Self, new: &Self, context: &UpdateContext) -> Outcome {
-        validation::validate_model_update(old, new, context)
+impl KindVisitor for Decide<'_> {
+    type Output = Decision;
+    fn visit<K: Validate>(self) -> Decision {
+        decide::<K>(self.kind, self.body, self.policy)
     }
 }
 
@@ -121,26 +135,17 @@ fn operation_name(operation: &Operation) -> &'static str {
     }
 }
 
-/// The response, the operation (when the review could be read) and the denial reason.
-fn decide<K: Validated>(
-    kind: Kind,
-    body: &[u8],
-    policy: &Policy,
-) -> (
-    AdmissionResponse,
-    Option<&'static str>,
-    Option<&'static str>,
-) {
+fn decide<K: Validate>(kind: Kind, body: &[u8], policy: &Policy) -> Decision {
     let request: AdmissionRequest<K> = match parse_request(body) {
         Ok(request) => request,
         Err(Unreadable::Invalid(message)) => {
-            return (AdmissionResponse::invalid(message), None, None);
+            return Decision::unread(AdmissionResponse::invalid(message));
         }
         Err(Unreadable::Object { uid, message }) => {
             // The envelope is fine but the object does not fit the kind: tell the user where.
             let mut response = AdmissionResponse::invalid(&message);
             response.uid = uid;
-            return (response, None, Some("malformed_object"));
+            return Decision::unread(response);
         }
     };
     let operation = operation_name(&request.operation);
@@ -151,16 +156,16 @@ fn decide<K: Validated>(
             kind.name(),
             request.kind.kind
         );
-        return (response.deny(message), Some(operation), Some("wrong_kind"));
+        return Decision::counted(response.deny(message), operation, Some("wrong_kind"));
     }
     if !policy
         .scope
         .validates(request.namespace.as_deref(), SystemTime::now())
     {
-        return (response, Some(operation), None);
+        return Decision::counted(response, operation, None);
     }
     let outcome = match (&request.operation, &request.object, &request.old_object) {
-        (Operation::Create, Some(object), _) => object.on_create(),
+        (Operation::Create, Some(object), _) => object.validate_create(),
         // An object being deleted must stay updatable so its finalizers can be removed.
         (Operation::Update, Some(object), _) if object.meta().deletion_timestamp.is_some() => {
             Outcome::default()
@@ -170,13 +175,13 @@ fn decide<K: Validated>(
                 username: request.user_info.username.as_deref().unwrap_or_default(),
                 privileged_service_accounts: &policy.replica_managers,
             };
-            K::on_update(old, object, &context)
+            object.validate_update(old, &context)
         }
         (Operation::Create | Operation::Update, _, _) => {
             let message = "the review carries no object (or no oldObject on UPDATE)";
-            return (
+            return Decision::counted(
                 AdmissionResponse::invalid(message),
-                Some(operation),
+                operation,
                 Some("malformed_review"),
             );
         }
@@ -187,12 +192,10 @@ fn decide<K: Validated>(
         response.warnings = Some(outcome.warnings.clone());
     }
     match outcome.denial_reason() {
-        None => (response, Some(operation), None),
-        Some(reason) => (
-            response.deny(outcome.message()),
-            Some(operation),
-            Some(reason),
-        ),
+        None => Decision::counted(response, operation, None),
+        Some(reason) => {
+            Decision::counted(response.deny(outcome.message()), operation, Some(reason))
+        }
     }
 }
 
@@ -203,7 +206,7 @@ enum Unreadable {
     Object { uid: String, message: String },
 }
 
-fn parse_request<K: Validated>(body: &[u8]) -> Result<AdmissionRequest<K>, Unreadable> {
+fn parse_request<K: Validate>(body: &[u8]) -> Result<AdmissionRequest<K>, Unreadable> {
     // The fast path parses plainly; only a failure is parsed again to find the field at fault.
     match serde_json::from_slice::<AdmissionReview<K>>(body) {
         Ok(review) => review
@@ -229,6 +232,32 @@ fn parse_request<K: Validated>(body: &[u8]) -> Result<AdmissionRequest<K>, Unrea
                     "not an AdmissionReview: {message}"
                 ))),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind name of the type `with_kind` picked.
+    struct KindName;
+
+    impl KindVisitor for KindName {
+        type Output = String;
+        fn visit<K: Validate>(self) -> String {
+            K::kind(&()).into_owned()
+        }
+    }
+
+    #[test]
+    fn every_path_reaches_the_rules_of_its_own_kind() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_path(kind.path()), Some(kind));
+            assert_eq!(
+                validation::with_kind(kind.name(), KindName).as_deref(),
+                Some(kind.name())
+            );
         }
     }
 }

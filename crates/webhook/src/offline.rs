@@ -3,9 +3,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dynamo_api::parse;
-use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment, DynamoModel};
-use dynamo_api::validation::{self, Outcome};
+use dynamo_api::parse::{self, ParseError};
+use dynamo_api::validation::{self, KindVisitor, Outcome, Validate};
+
+/// The create rules on a document of the kind its `kind` names.
+struct CreateRules(serde_json::Value);
+
+impl KindVisitor for CreateRules {
+    type Output = Result<Outcome, ParseError>;
+    fn visit<K: Validate>(self) -> Self::Output {
+        parse::from_value::<K>(self.0).map(|object| object.validate_create())
+    }
+}
 
 /// The verdict on one document.
 fn check(document: serde_yaml::Value) -> Result<Option<(String, Outcome)>, String> {
@@ -16,14 +25,8 @@ fn check(document: serde_yaml::Value) -> Result<Option<(String, Outcome)>, Strin
         .to_owned();
     let label = format!("{kind}/{name}");
     let json = serde_json::to_value(&document).map_err(|e| format!("{label}: {e}"))?;
-    let outcome = match kind.as_str() {
-        "DynamoGraphDeployment" => parse::from_value::<DynamoGraphDeployment>(json)
-            .map(|graph| validation::validate_graph_create(&graph)),
-        "DynamoComponentDeployment" => parse::from_value::<DynamoComponentDeployment>(json)
-            .map(|component| validation::validate_component_create(&component)),
-        "DynamoModel" => parse::from_value::<DynamoModel>(json)
-            .map(|model| validation::validate_model_create(&model)),
-        _ => return Ok(None),
+    let Some(outcome) = validation::with_kind(&kind, CreateRules(json)) else {
+        return Ok(None);
     };
     outcome
         .map(|outcome| Some((label.clone(), outcome)))

@@ -1,20 +1,23 @@
-//! The HTTPS admission server; health and metrics go through the shared admin server.
+//! The HTTPS admission server: reviews as a tower service (a handler timeout and a
+//! concurrency bound) on the shared accept loop; health and metrics go through the shared
+//! admin server.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dynamo_common::server::{self, Options};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tower::limit::ConcurrencyLimitLayer;
+use tower::timeout::TimeoutLayer;
+use tower::{BoxError, Service, ServiceBuilder};
 
 use crate::admission::{self, Kind, Policy};
 use crate::metrics::Metrics;
@@ -22,10 +25,12 @@ use crate::tls::ReloadingCert;
 
 /// Largest review accepted: an object of up to 3 MiB, twice (object and oldObject), plus slack.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reading the body and answering; below the API server's default webhook timeout (10 s).
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(8);
+/// Reviews handled at once; more wait for a slot. A review is well under a millisecond of
+/// CPU, so 256 in flight is far more than the webhook's cores can run anyway, and the bound
+/// keeps a burst of large reviews (up to 8 MiB each) from growing memory without limit.
+const MAX_CONCURRENT_REVIEWS: usize = 256;
 /// How long in-flight reviews may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -82,58 +87,52 @@ async fn admit(app: Arc<App>, request: Request<Incoming>) -> Response<Body> {
     response
 }
 
+/// `handler` answered within `timeout` (else 503 "timed out"), at most `concurrency` at once.
+/// Every call answers `Ok`: the error type is only what tower's layers declare.
+///
+/// The timeout counts from when a slot is free: a review queued longer is given up by the
+/// API server (its own webhook timeout), which cancels the wait.
+fn limited<S, R>(
+    handler: S,
+    timeout: Duration,
+    concurrency: usize,
+) -> impl Service<R, Response = Response<Body>, Error = BoxError, Future: Send> + Clone + Send
+where
+    S: Service<R, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    R: Send + 'static,
+{
+    ServiceBuilder::new()
+        .map_result(|result: Result<Response<Body>, BoxError>| {
+            // The handler cannot fail, so the only error is the timeout's.
+            Ok::<_, BoxError>(
+                result.unwrap_or_else(|_| text(StatusCode::SERVICE_UNAVAILABLE, "timed out\n")),
+            )
+        })
+        .layer(ConcurrencyLimitLayer::new(concurrency))
+        .layer(TimeoutLayer::new(timeout))
+        .service(handler)
+}
+
 /// Serves admission reviews over TLS until `shutdown` turns true, then drains.
 pub async fn serve_admission(
     listener: TcpListener,
     app: Arc<App>,
     tls: rustls::ServerConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, peer) = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!("accept: {e}");
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
+    let handler = tower::service_fn(move |request: Request<Incoming>| {
         let app = app.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
-            let service = hyper::service::service_fn(move |request| {
-                let app = app.clone();
-                async move {
-                    let response = tokio::time::timeout(HANDLER_TIMEOUT, admit(app, request))
-                        .await
-                        .unwrap_or_else(|_| text(StatusCode::SERVICE_UNAVAILABLE, "timed out\n"));
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, "connection: {e}");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("admission server drained"),
-        _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up draining after {DRAIN_TIMEOUT:?}"),
-    }
+        async move { Ok::<_, Infallible>(admit(app, request).await) }
+    });
+    let service = limited(handler, HANDLER_TIMEOUT, MAX_CONCURRENT_REVIEWS);
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let options = Options {
+        drain_timeout: DRAIN_TIMEOUT,
+        ..Options::new("admission")
+    };
+    let service = TowerToHyperService::new(service);
+    server::serve(listener, Some(acceptor), service, shutdown, options).await;
 }
 
 /// Readiness (a certificate is loaded) and metrics for the shared admin server.
@@ -151,8 +150,57 @@ impl dynamo_common::admin::Probes for App {
     }
 }
 
-pub async fn bind(address: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(address).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::Semaphore;
+    use tower::ServiceExt;
+
+    /// Answers 200 once `gate` gives it a permit.
+    fn gated()
+    -> impl Service<Arc<Semaphore>, Response = Response<Body>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static {
+        tower::service_fn(|gate: Arc<Semaphore>| async move {
+            let _permit = gate.acquire().await;
+            Ok(text(StatusCode::OK, "ok\n"))
+        })
+    }
+
+    async fn body(response: Response<Body>) -> Bytes {
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_review_past_the_timeout_is_answered_503_timed_out() {
+        let service = limited(gated(), Duration::from_millis(100), 4);
+        let stuck = Arc::new(Semaphore::new(0));
+        let response = service.clone().oneshot(stuck).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body(response).await, "timed out\n");
+        let open = Arc::new(Semaphore::new(1));
+        let response = service.oneshot(open).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn reviews_beyond_the_bound_wait_for_a_slot() {
+        let service = limited(gated(), Duration::from_secs(60), 1);
+        let gate = Arc::new(Semaphore::new(0));
+        let first = tokio::spawn(service.clone().oneshot(gate.clone()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut second = service.clone();
+        let waiting = tokio::time::timeout(Duration::from_millis(100), second.ready()).await;
+        assert!(
+            waiting.is_err(),
+            "a second review got a slot while one runs"
+        );
+        gate.add_permits(1);
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+        tokio::time::timeout(Duration::from_secs(1), second.ready())
+            .await
+            .expect("the slot is free again")
+            .unwrap();
+    }
 }

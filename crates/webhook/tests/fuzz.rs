@@ -1,9 +1,9 @@
 //! Property tests over the AdmissionReview decoder and the rules: whatever arrives, the
 //! handler answers and never panics.
 
+use dynamo_common::scope::Scope;
 use dynamo_webhook::admission::{self, Kind, Policy};
 use dynamo_webhook::metrics::Metrics;
-use dynamo_webhook::scope::Scope;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

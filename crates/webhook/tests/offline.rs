@@ -64,3 +64,24 @@ fn a_bad_manifest_is_reported_with_file_and_field() {
     assert!(text.contains("3 checked, 3 rejected"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn documents_of_other_kinds_are_skipped() {
+    let dir = std::env::temp_dir().join(format!("dynamo-validate-other-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mixed.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n---\napiVersion: nvidia.com/v1alpha1\nkind: DynamoComponentDeployment\nmetadata: {name: w}\nspec: {replicas: -1}\n",
+    )
+    .unwrap();
+    let (code, text) = validate(&[&file]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("DynamoComponentDeployment/w: spec.replicas"),
+        "{text}"
+    );
+    assert!(!text.contains("ConfigMap"), "{text}");
+    assert!(text.contains("1 checked, 1 rejected"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}

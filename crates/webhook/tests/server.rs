@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dynamo_certgen::mint::{self, KeyAlgorithm, Pem};
-use dynamo_webhook::admission::{Kind, Policy};
+use dynamo_common::scope::Scope;
+use dynamo_webhook::admission::Policy;
 use dynamo_webhook::metrics::Metrics;
-use dynamo_webhook::scope::Scope;
 use dynamo_webhook::server::{self, App};
 use dynamo_webhook::tls::{self, ReloadingCert};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -94,8 +94,12 @@ async fn start(scope: Scope) -> (Server, Pem) {
         metrics: Metrics::default(),
         cert,
     });
-    let (listener, address) = server::bind("127.0.0.1:0").await.unwrap();
-    let (health_listener, health) = server::bind("127.0.0.1:0").await.unwrap();
+    let listener = dynamo_common::bind("127.0.0.1:0").await.unwrap();
+    let health_listener = dynamo_common::bind("127.0.0.1:0").await.unwrap();
+    let (address, health) = (
+        listener.local_addr().unwrap(),
+        health_listener.local_addr().unwrap(),
+    );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(server::serve_admission(
         listener,
@@ -444,5 +448,4 @@ async fn certificate_rotation_under_load_fails_no_handshake() {
     assert_eq!(failed.load(Ordering::Relaxed), 0);
     assert!(ok.load(Ordering::Relaxed) > 20);
     assert!(picked_up <= Duration::from_secs(2), "took {picked_up:?}");
-    let _ = Kind::ALL;
 }

@@ -1,6 +1,7 @@
 //! API version `nvidia.com/v1alpha1`.
 
 mod component_deployment;
+pub mod component_type;
 mod extra_pod_spec;
 mod graph_deployment;
 mod model;
@@ -8,6 +9,7 @@ mod shared;
 mod status;
 
 pub use component_deployment::*;
+pub use component_type::ComponentType;
 pub use extra_pod_spec::ExtraPodSpec;
 pub use graph_deployment::*;
 pub use model::*;

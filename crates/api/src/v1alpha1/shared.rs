@@ -10,20 +10,9 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::BackendFramework;
 use super::extra_pod_spec::ExtraPodSpec;
+use super::{BackendFramework, ComponentType};
 use crate::schema;
-
-/// Component types the operator gives defaults to (`componentType` stays a free string).
-pub mod component_type {
-    pub const FRONTEND: &str = "frontend";
-    pub const WORKER: &str = "worker";
-    pub const PREFILL: &str = "prefill";
-    pub const DECODE: &str = "decode";
-    pub const PLANNER: &str = "planner";
-    pub const EPP: &str = "epp";
-    pub const DEFAULT: &str = "default";
-}
 
 /// One service of an inference graph: how its pods are built, exposed and scaled.
 // Large optional parts are boxed: the operator caches this struct once per service of every
@@ -108,6 +97,30 @@ pub struct DynamoComponentDeploymentSharedSpec {
     /// Checkpoint/restore of the model state for faster start-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Box<ServiceCheckpointConfig>>,
+}
+
+impl DynamoComponentDeploymentSharedSpec {
+    /// Nodes per replica: `multinode.nodeCount`, 2 when the `multinode` block is present without
+    /// a count (the CRD default), else 1.
+    pub fn node_count(&self) -> i32 {
+        self.multinode
+            .as_ref()
+            .map_or(1, |multinode| multinode.node_count.unwrap_or(2))
+    }
+
+    /// Each replica spans several nodes.
+    pub fn is_multinode(&self) -> bool {
+        self.node_count() >= 2
+    }
+
+    /// The role of the service; `None` when `componentType` is unset or empty (the generic
+    /// defaults apply either way).
+    pub fn component_type(&self) -> Option<ComponentType> {
+        self.component_type
+            .as_deref()
+            .filter(|value| !value.is_empty())
+            .map(ComponentType::from)
+    }
 }
 
 /// Requests, limits and dynamic resource claims of the main container.
@@ -341,5 +354,41 @@ mod tests {
             size <= 1024,
             "DynamoComponentDeploymentSharedSpec is {size} bytes inline"
         );
+    }
+
+    fn spec(yaml: &str) -> DynamoComponentDeploymentSharedSpec {
+        crate::parse::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    #[test]
+    fn node_count_follows_the_crd_default() {
+        let cases = [
+            ("replicas: 3", 1, false),
+            ("multinode: {}", 2, true),
+            ("multinode: {nodeCount: 4}", 4, true),
+            ("multinode: {nodeCount: 1}", 1, false),
+        ];
+        for (yaml, nodes, multinode) in cases {
+            let spec = spec(yaml);
+            assert_eq!(spec.node_count(), nodes, "{yaml}");
+            assert_eq!(spec.is_multinode(), multinode, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn component_type_is_typed_and_empty_means_unset() {
+        let cases = [
+            ("replicas: 1", None),
+            ("componentType: \"\"", None),
+            ("componentType: epp", Some(ComponentType::Epp)),
+            ("componentType: frontend", Some(ComponentType::Frontend)),
+            (
+                "componentType: router",
+                Some(ComponentType::Other("router".into())),
+            ),
+        ];
+        for (yaml, expected) in cases {
+            assert_eq!(spec(yaml).component_type(), expected, "{yaml}");
+        }
     }
 }

@@ -5,8 +5,7 @@ use kube::ResourceExt;
 use super::{Outcome, Rule, UpdateContext, check_backend_framework, quantity_is_zero};
 use crate::labels::label;
 use crate::v1alpha1::{
-    BackendFramework, DynamoComponentDeployment, DynamoComponentDeploymentSharedSpec,
-    component_type,
+    BackendFramework, ComponentType, DynamoComponentDeployment, DynamoComponentDeploymentSharedSpec,
 };
 
 /// Dynamo namespace of services with `globalDynamoNamespace: true`.
@@ -34,18 +33,6 @@ impl ServiceScope<'_> {
             format!("{}-{}", self.namespace.unwrap_or("<namespace>"), self.graph)
         }
     }
-}
-
-/// Multi-node when `multinode` is present with more than one node (2 when `nodeCount` is
-/// unset: the CRD default).
-pub(crate) fn node_count(spec: &DynamoComponentDeploymentSharedSpec) -> i32 {
-    spec.multinode
-        .as_ref()
-        .map_or(1, |m| m.node_count.unwrap_or(2))
-}
-
-pub(crate) fn is_multinode(spec: &DynamoComponentDeploymentSharedSpec) -> bool {
-    node_count(spec) > 1
 }
 
 /// The stateless rules every service spec must pass.
@@ -93,7 +80,7 @@ pub(crate) fn validate_service(
             "is required when disabled is false",
         );
     }
-    if spec.component_type.as_deref() == Some(component_type::EPP) {
+    if spec.component_type() == Some(ComponentType::Epp) {
         super::epp::validate_epp(spec, path, out);
     }
 }
@@ -405,14 +392,5 @@ mod tests {
             validate_component_update(&old, &new, &UpdateContext::default()),
             Outcome::default()
         );
-    }
-
-    #[test]
-    fn node_count_follows_the_crd_default() {
-        let spec = |body: &str| component(body).spec.shared;
-        assert!(!is_multinode(&spec("  replicas: 1\n")));
-        assert!(is_multinode(&spec("  multinode: {}\n")));
-        assert!(is_multinode(&spec("  multinode:\n    nodeCount: 4\n")));
-        assert!(!is_multinode(&spec("  multinode:\n    nodeCount: 1\n")));
     }
 }

@@ -1,6 +1,5 @@
 //! Constraints of the endpoint picker (`componentType: epp`).
 
-use super::component::is_multinode;
 use super::{Outcome, Rule};
 use crate::v1alpha1::DynamoComponentDeploymentSharedSpec;
 
@@ -11,7 +10,7 @@ pub(crate) fn validate_epp(
     path: &str,
     out: &mut Outcome,
 ) {
-    if is_multinode(spec) {
+    if spec.is_multinode() {
         out.error(
             format!("{path}.multinode"),
             Rule::EppMultinode,

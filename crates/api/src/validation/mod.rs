@@ -1,12 +1,13 @@
 //! Admission rules for the Dynamo custom resources, as pure functions over the typed objects.
 //!
-//! The webhook calls them on CREATE and UPDATE; the controllers call the create rules when
-//! webhooks are off. Every failing field is reported (not only the first), so one denial tells
-//! the user everything to fix.
+//! The webhook calls them on CREATE and UPDATE through [`Validate`]; the controllers call the
+//! create rules when webhooks are off. Every failing field is reported (not only the first), so
+//! one denial tells the user everything to fix.
 
 mod component;
 mod epp;
 mod graph;
+mod kinds;
 mod model;
 mod restart;
 mod update;
@@ -17,101 +18,59 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 pub use component::{validate_component_create, validate_component_update};
 pub use graph::validate_graph_create;
+pub use kinds::{KindVisitor, Validate, with_kind};
 pub use model::{validate_model_create, validate_model_update};
 pub use update::{planner_service_account, validate_graph_update};
 
-/// The rule a field breaks; its [`id`](Rule::id) is the `reason` label of the denial metric.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Rule {
-    NoServices,
-    TooManyServices,
-    PvcNameRequired,
-    PvcIncomplete,
-    RestartIdRequired,
-    RestartOrderWithParallel,
-    RestartOrderDuplicate,
-    RestartOrderIncomplete,
-    RestartOrderUnknownService,
-    NegativeReplicas,
-    IngressHostRequired,
-    MountPointRequired,
-    SharedMemorySizeRequired,
-    EppMultinode,
-    EppReplicas,
-    EppConfigRequired,
-    EppConfigAmbiguous,
-    EppConfigMapNameRequired,
-    ImmutableField,
-    ServicesChanged,
-    NodeTopologyChanged,
-    ReplicasOwnedByAdapter,
-    ModelNameRequired,
-    BaseModelNameRequired,
-    LoraSourceRequired,
-    LoraSourceUriInvalid,
+/// Declares [`Rule`], [`Rule::ALL`] and [`Rule::id`] from one `Variant => "id"` list.
+macro_rules! rules {
+    ($($variant:ident => $id:literal,)+) => {
+        /// The rule a field breaks; its [`id`](Rule::id) is the denial metric's `reason` label.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Rule {
+            $($variant,)+
+        }
+
+        impl Rule {
+            pub const ALL: [Rule; [$($id),+].len()] = [$(Rule::$variant),+];
+
+            /// Stable snake_case id, used as a metric label value: never rename one.
+            pub const fn id(self) -> &'static str {
+                match self {
+                    $(Rule::$variant => $id,)+
+                }
+            }
+        }
+    };
 }
 
-impl Rule {
-    pub const ALL: [Rule; 26] = [
-        Rule::NoServices,
-        Rule::TooManyServices,
-        Rule::PvcNameRequired,
-        Rule::PvcIncomplete,
-        Rule::RestartIdRequired,
-        Rule::RestartOrderWithParallel,
-        Rule::RestartOrderDuplicate,
-        Rule::RestartOrderIncomplete,
-        Rule::RestartOrderUnknownService,
-        Rule::NegativeReplicas,
-        Rule::IngressHostRequired,
-        Rule::MountPointRequired,
-        Rule::SharedMemorySizeRequired,
-        Rule::EppMultinode,
-        Rule::EppReplicas,
-        Rule::EppConfigRequired,
-        Rule::EppConfigAmbiguous,
-        Rule::EppConfigMapNameRequired,
-        Rule::ImmutableField,
-        Rule::ServicesChanged,
-        Rule::NodeTopologyChanged,
-        Rule::ReplicasOwnedByAdapter,
-        Rule::ModelNameRequired,
-        Rule::BaseModelNameRequired,
-        Rule::LoraSourceRequired,
-        Rule::LoraSourceUriInvalid,
-    ];
-
-    /// Stable snake_case id, used as a metric label value: never rename one.
-    pub const fn id(self) -> &'static str {
-        match self {
-            Rule::NoServices => "no_services",
-            Rule::TooManyServices => "too_many_services",
-            Rule::PvcNameRequired => "pvc_name_required",
-            Rule::PvcIncomplete => "pvc_incomplete",
-            Rule::RestartIdRequired => "restart_id_required",
-            Rule::RestartOrderWithParallel => "restart_order_with_parallel",
-            Rule::RestartOrderDuplicate => "restart_order_duplicate",
-            Rule::RestartOrderIncomplete => "restart_order_incomplete",
-            Rule::RestartOrderUnknownService => "restart_order_unknown_service",
-            Rule::NegativeReplicas => "negative_replicas",
-            Rule::IngressHostRequired => "ingress_host_required",
-            Rule::MountPointRequired => "mount_point_required",
-            Rule::SharedMemorySizeRequired => "shared_memory_size_required",
-            Rule::EppMultinode => "epp_multinode",
-            Rule::EppReplicas => "epp_replicas",
-            Rule::EppConfigRequired => "epp_config_required",
-            Rule::EppConfigAmbiguous => "epp_config_ambiguous",
-            Rule::EppConfigMapNameRequired => "epp_config_map_name_required",
-            Rule::ImmutableField => "immutable_field",
-            Rule::ServicesChanged => "services_changed",
-            Rule::NodeTopologyChanged => "node_topology_changed",
-            Rule::ReplicasOwnedByAdapter => "replicas_owned_by_adapter",
-            Rule::ModelNameRequired => "model_name_required",
-            Rule::BaseModelNameRequired => "base_model_name_required",
-            Rule::LoraSourceRequired => "lora_source_required",
-            Rule::LoraSourceUriInvalid => "lora_source_uri_invalid",
-        }
-    }
+rules! {
+    NoServices => "no_services",
+    TooManyServices => "too_many_services",
+    PvcNameRequired => "pvc_name_required",
+    PvcIncomplete => "pvc_incomplete",
+    RestartIdRequired => "restart_id_required",
+    RestartOrderWithParallel => "restart_order_with_parallel",
+    RestartOrderDuplicate => "restart_order_duplicate",
+    RestartOrderIncomplete => "restart_order_incomplete",
+    RestartOrderUnknownService => "restart_order_unknown_service",
+    NegativeReplicas => "negative_replicas",
+    IngressHostRequired => "ingress_host_required",
+    MountPointRequired => "mount_point_required",
+    SharedMemorySizeRequired => "shared_memory_size_required",
+    EppMultinode => "epp_multinode",
+    EppReplicas => "epp_replicas",
+    EppConfigRequired => "epp_config_required",
+    EppConfigAmbiguous => "epp_config_ambiguous",
+    EppConfigMapNameRequired => "epp_config_map_name_required",
+    ImmutableField => "immutable_field",
+    ServicesChanged => "services_changed",
+    NodeTopologyChanged => "node_topology_changed",
+    ReplicasOwnedByAdapter => "replicas_owned_by_adapter",
+    ModelNameRequired => "model_name_required",
+    BaseModelNameRequired => "base_model_name_required",
+    LoraSourceRequired => "lora_source_required",
+    LoraSourceUriInvalid => "lora_source_uri_invalid",
 }
 
 impl fmt::Display for Rule {
@@ -328,6 +287,21 @@ mod tests {
                 "{id}"
             );
         }
+    }
+
+    #[test]
+    fn rule_ids_stay_as_published() {
+        assert_eq!(Rule::ALL.len(), 26);
+        assert_eq!(Rule::ALL[0], Rule::NoServices);
+        assert_eq!(Rule::NoServices.id(), "no_services");
+        assert_eq!(
+            Rule::RestartOrderUnknownService.id(),
+            "restart_order_unknown_service"
+        );
+        assert_eq!(
+            Rule::LoraSourceUriInvalid.to_string(),
+            "lora_source_uri_invalid"
+        );
     }
 
     #[test]

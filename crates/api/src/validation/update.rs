@@ -1,6 +1,5 @@
 //! What an update of a DynamoGraphDeployment may not change.
 
-use super::component::{is_multinode, node_count};
 use super::graph::{Services, services, validate_graph_create};
 use super::{Outcome, Rule, UpdateContext, check_backend_framework, name_list};
 use crate::v1alpha1::DynamoGraphDeployment;
@@ -34,14 +33,14 @@ pub fn validate_graph_update(
         let Some(old_spec) = old_services.get(name) else {
             continue;
         };
-        if is_multinode(old_spec) != is_multinode(new_spec) {
+        if old_spec.is_multinode() != new_spec.is_multinode() {
             out.error(
                 format!("spec.services.{name}.multinode"),
                 Rule::NodeTopologyChanged,
                 format!(
                     "cannot change node topology (between single-node and multi-node) after creation (nodeCount was {}, now {})",
-                    node_count(old_spec),
-                    node_count(new_spec)
+                    old_spec.node_count(),
+                    new_spec.node_count()
                 ),
             );
         }

@@ -19,9 +19,6 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use k8s_openapi::api::authentication::v1::{
     TokenReview, TokenReviewSpec, TokenReviewStatus, UserInfo,
 };
@@ -30,13 +27,15 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::Api;
 use kube::api::PostParams;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin::Probes;
+use crate::server::{self, Options};
+
+mod certificate;
+pub use certificate::{self_signed_config, subject_alt_names};
 
 /// How long an allow or deny decision is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -44,14 +43,8 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 pub const CACHE_CAPACITY: usize = 1024;
 /// The path served, and the non-resource URL callers must be allowed to `get`.
 const METRICS_PATH: &str = "/metrics";
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that has not sent a request's headers by then is dropped (HTTP/1).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The token and access reviews together; beyond it the caller gets a 503.
 const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open connections may finish after `shutdown` changes before they are dropped.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -339,52 +332,16 @@ async fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
     }
 }
 
-/// The names the serving certificate covers: `localhost` and the pod's hostname.
-pub fn subject_alt_names(hostname: Option<&str>) -> Vec<String> {
-    let mut names = vec!["localhost".to_owned()];
-    if let Some(hostname) = hostname.map(str::trim) {
-        let usable = !hostname.is_empty()
-            && hostname.len() <= 253
-            && hostname
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-        if usable && !names.iter().any(|n| n.eq_ignore_ascii_case(hostname)) {
-            names.push(hostname.to_owned());
-        }
-    }
-    names
-}
-
-/// A rustls server configuration with a freshly minted self-signed certificate for `names`.
-pub fn self_signed_config(names: Vec<String>) -> Result<rustls::ServerConfig, Error> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let mut params = rcgen::CertificateParams::new(names)?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "dynamo metrics");
-    let cert = params.self_signed(&key)?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// Binds `address` (`:8443` style accepted) and serves [`serve`] in the background until
-/// `shutdown` changes; a failure after the bind is logged. The task ends with the server.
+/// Binds `address` (`:8443` style accepted, see [`crate::bind`]) and serves [`serve`] in
+/// the background until `shutdown` changes; a failure after the bind is logged. The task
+/// ends with the server.
 pub async fn start(
     address: &str,
     client: kube::Client,
     probes: Arc<dyn Probes>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let address = crate::listen_address(address);
-    let listener = TcpListener::bind(&address)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("listening on {address}: {e}")))?;
+    let listener = crate::bind(address).await?;
     Ok(tokio::spawn(async move {
         if let Err(e) = serve(listener, client, probes, shutdown).await {
             tracing::error!("secure metrics server: {e}");
@@ -401,11 +358,10 @@ pub async fn serve(
     listener: TcpListener,
     client: kube::Client,
     probes: Arc<dyn Probes>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let hostname = std::env::var("HOSTNAME").ok();
     let tls = self_signed_config(subject_alt_names(hostname.as_deref()))?;
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
     let state = Arc::new(State {
         probes,
         authorizer: Authorizer {
@@ -413,59 +369,16 @@ pub async fn serve(
             cache: Mutex::new(DecisionCache::default()),
         },
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
     if let Ok(local) = listener.local_addr() {
         tracing::info!("serving {METRICS_PATH} over HTTPS on {local}");
     }
-    let graceful = GracefulShutdown::new();
-    // Dropping the set at the end aborts the connections that did not finish draining.
-    let mut connections = JoinSet::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: do not spin.
-                    tracing::warn!("metrics server accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let state = state.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        connections.spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, &request).await) }
-            });
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, "metrics connection: {e}");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::debug!("dropping metrics connections still open after {DRAIN_TIMEOUT:?}");
-    }
+        async move { Ok::<_, Infallible>(handle(&state, &request).await) }
+    });
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let options = Options::new("metrics");
+    server::serve(listener, Some(acceptor), service, shutdown, options).await;
     Ok(())
 }
 

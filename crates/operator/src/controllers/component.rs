@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynamo_api::v1alpha1::DynamoComponentDeployment;
+use dynamo_api::v1alpha1::{ComponentType, DynamoComponentDeployment};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -149,7 +149,7 @@ async fn apply(
     )
     .await?;
 
-    if component.spec.shared.component_type.as_deref() == Some("frontend") {
+    if component.spec.shared.component_type() == Some(ComponentType::Frontend) {
         sync_virtual_service(context, component, namespace).await?;
     }
     sync_model_service(context, component, &services).await?;

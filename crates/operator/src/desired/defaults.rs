@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use dynamo_api::v1alpha1::component_type;
+use dynamo_api::v1alpha1::ComponentType;
 
 use super::config::{DiscoveryBackend, OperatorConfig};
 use super::naming::{MAIN_CONTAINER, PLANNER_SERVICE_ACCOUNT};
@@ -34,22 +34,22 @@ pub struct ComponentDefaults {
 }
 
 /// Worker-like types get the system port, health env and worker probes.
-pub fn is_worker(component_type: &str) -> bool {
+pub fn is_worker(component_type: &ComponentType) -> bool {
     matches!(
         component_type,
-        component_type::WORKER | component_type::PREFILL | component_type::DECODE
+        ComponentType::Worker | ComponentType::Prefill | ComponentType::Decode
     )
 }
 
 /// Defaults of `componentType` (`None`, `default` and unknown types get a bare `main` container).
-pub fn component_defaults(component_type: Option<&str>) -> ComponentDefaults {
+pub fn component_defaults(component_type: Option<&ComponentType>) -> ComponentDefaults {
     let mut container = Container {
         name: MAIN_CONTAINER.to_owned(),
         ..Default::default()
     };
     let mut service_account_name = None;
-    match component_type.unwrap_or_default() {
-        component_type::FRONTEND => {
+    match component_type {
+        Some(ComponentType::Frontend) => {
             container.command = Some(strings(&["python3", "-m", "dynamo.frontend"]));
             container.ports = Some(vec![port("http", FRONTEND_PORT)]);
             container.env = Some(vec![
@@ -59,7 +59,7 @@ pub fn component_defaults(component_type: Option<&str>) -> ComponentDefaults {
             container.liveness_probe = Some(http_probe("/live", "http", Some(15), 10, 1, 3));
             container.readiness_probe = Some(http_probe("/health", "http", Some(10), 10, 3, 3));
         }
-        worker if is_worker(worker) => {
+        Some(worker) if is_worker(worker) => {
             container.ports = Some(vec![port("system", SYSTEM_PORT)]);
             container.env = Some(vec![
                 env("DYN_SYSTEM_ENABLED", "true"),
@@ -71,7 +71,7 @@ pub fn component_defaults(component_type: Option<&str>) -> ComponentDefaults {
             container.readiness_probe = Some(http_probe("/health", "system", None, 10, 4, 3));
             container.startup_probe = Some(http_probe("/live", "system", None, 10, 5, 720));
         }
-        component_type::PLANNER => {
+        Some(ComponentType::Planner) => {
             container.ports = Some(vec![port("metrics", PLANNER_METRICS_PORT)]);
             container.env = Some(vec![env(
                 "PLANNER_PROMETHEUS_PORT",
@@ -79,7 +79,7 @@ pub fn component_defaults(component_type: Option<&str>) -> ComponentDefaults {
             )]);
             service_account_name = Some(PLANNER_SERVICE_ACCOUNT.to_owned());
         }
-        component_type::EPP => {
+        Some(ComponentType::Epp) => {
             container.ports = Some(vec![
                 port("grpc", EPP_GRPC_PORT),
                 port("grpc-health", EPP_GRPC_HEALTH_PORT),

@@ -37,7 +37,7 @@ fn ports_and_service_accounts_per_component_type() {
         (None, &[], None),
     ];
     for (component_type, ports, service_account) in cases {
-        let defaults = component_defaults(component_type);
+        let defaults = component_defaults(component_type.map(ComponentType::from).as_ref());
         assert_eq!(defaults.container.name, "main");
         let actual: Vec<(String, i32)> = defaults
             .container
@@ -62,10 +62,10 @@ fn ports_and_service_accounts_per_component_type() {
 
 #[test]
 fn frontend_defaults() {
-    let c = component_defaults(Some("frontend")).container;
+    let c = component_defaults(Some(&ComponentType::from("frontend"))).container;
     assert_eq!(c.command.unwrap(), vec!["python3", "-m", "dynamo.frontend"]);
     assert_eq!(
-        env_map(&component_defaults(Some("frontend")).container),
+        env_map(&component_defaults(Some(&ComponentType::from("frontend"))).container),
         vec![
             ("DYNAMO_PORT".into(), "8000".into()),
             ("DYN_HTTP_PORT".into(), "8000".into())
@@ -87,7 +87,7 @@ fn frontend_defaults() {
 #[test]
 fn worker_defaults_for_every_worker_type() {
     for component_type in ["worker", "prefill", "decode"] {
-        let c = component_defaults(Some(component_type)).container;
+        let c = component_defaults(Some(&ComponentType::from(component_type))).container;
         assert_eq!(
             env_map(&c),
             vec![
@@ -112,13 +112,13 @@ fn worker_defaults_for_every_worker_type() {
 
 #[test]
 fn planner_and_epp_defaults() {
-    let planner = component_defaults(Some("planner")).container;
+    let planner = component_defaults(Some(&ComponentType::from("planner"))).container;
     assert_eq!(
         env_map(&planner),
         vec![("PLANNER_PROMETHEUS_PORT".into(), "9085".into())]
     );
     assert!(planner.liveness_probe.is_none());
-    let epp = component_defaults(Some("epp")).container;
+    let epp = component_defaults(Some(&ComponentType::from("epp"))).container;
     assert_eq!(
         probe(&epp.liveness_probe),
         json!({"grpc": {"port": 9003, "service": "inference-extension"},

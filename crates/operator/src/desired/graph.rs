@@ -7,8 +7,8 @@ use kube::api::ObjectMeta;
 
 use dynamo_api::labels::{graph_annotation, label};
 use dynamo_api::v1alpha1::{
-    DynamoComponentDeployment, DynamoComponentDeploymentSharedSpec, DynamoComponentDeploymentSpec,
-    DynamoGraphDeployment, IngressSpec, IngressTlsSpec, component_type,
+    ComponentType, DynamoComponentDeployment, DynamoComponentDeploymentSharedSpec,
+    DynamoComponentDeploymentSpec, DynamoGraphDeployment, IngressSpec, IngressTlsSpec,
 };
 
 use super::merge::merge_env;
@@ -40,7 +40,7 @@ pub fn desired_components(
     let services = dgd.spec.services.clone().unwrap_or_default();
     if let Some((service, node_count)) = services
         .iter()
-        .map(|(name, spec)| (name, node_count(spec)))
+        .map(|(name, spec)| (name, spec.node_count()))
         .find(|(_, nodes)| *nodes >= 2)
     {
         return Err(BuildError::MultinodeUnsupported {
@@ -98,20 +98,13 @@ pub fn desired_components(
     Ok(components)
 }
 
-/// Nodes per replica: `multinode.nodeCount` (2 when the block is present without a count), else 1.
-pub fn node_count(spec: &DynamoComponentDeploymentSharedSpec) -> i32 {
-    spec.multinode
-        .as_ref()
-        .map_or(1, |multinode| multinode.node_count.unwrap_or(2))
-}
-
 fn apply_component_type_defaults(
     spec: &mut DynamoComponentDeploymentSharedSpec,
     graph: &str,
     config: &OperatorConfig,
 ) {
-    match spec.component_type.as_deref() {
-        Some(component_type::PLANNER) => {
+    match spec.component_type() {
+        Some(ComponentType::Planner) => {
             let pod = spec
                 .extra_pod_spec
                 .get_or_insert_default()
@@ -126,7 +119,7 @@ fn apply_component_type_defaults(
                 pod.service_account_name = Some(PLANNER_SERVICE_ACCOUNT.to_owned());
             }
         }
-        Some(component_type::FRONTEND) if spec.ingress.is_none() => {
+        Some(ComponentType::Frontend) if spec.ingress.is_none() => {
             spec.ingress = Some(Box::new(default_ingress(graph, config)));
         }
         _ => {}

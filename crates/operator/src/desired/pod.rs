@@ -11,7 +11,7 @@ use kube::api::ObjectMeta;
 
 use dynamo_api::labels::{graph_annotation, label, operator_annotation};
 use dynamo_api::v1alpha1::{
-    BackendFramework, DynamoComponentDeployment, DynamoComponentDeploymentSharedSpec,
+    BackendFramework, ComponentType, DynamoComponentDeployment, DynamoComponentDeploymentSharedSpec,
 };
 
 use super::config::{DiscoveryBackend, OperatorConfig};
@@ -116,9 +116,10 @@ pub fn pod_template(
     let graph_name = service.graph_name;
     let namespace = service.namespace;
     let dyn_namespace = service.dynamo_namespace;
-    let component_type = spec.component_type.as_deref().filter(|t| !t.is_empty());
+    let typed = spec.component_type();
+    let component_type = typed.as_ref().map(ComponentType::as_str);
     let discovery = config.effective_discovery_backend(spec.annotations.as_ref());
-    let defaults = component_defaults(component_type);
+    let defaults = component_defaults(typed.as_ref());
     let user_pod = spec
         .extra_pod_spec
         .as_ref()

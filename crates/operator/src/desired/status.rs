@@ -16,15 +16,10 @@ use kube::{Resource, ResourceExt};
 use super::model::endpoints_ready;
 use super::workload::is_deployment_ready;
 
-pub const READY: &str = "Ready";
-pub const AVAILABLE: &str = "Available";
-pub const SERVICES_FOUND: &str = "ServicesFound";
-pub const ENDPOINTS_READY: &str = "EndpointsReady";
-pub const VALID: &str = "Valid";
-
-pub const PENDING: &str = "pending";
-pub const SUCCESSFUL: &str = "successful";
-pub const FAILED: &str = "failed";
+pub use dynamo_api::v1alpha1::condition_type::{
+    AVAILABLE, ENDPOINTS_READY, READY, SERVICES_FOUND, VALID,
+};
+pub use dynamo_api::v1alpha1::graph_state::{FAILED, PENDING, SUCCESSFUL};
 
 /// What a condition says: its status (`True` when `holds`), reason and message.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use dynamo_api::labels::{label, service_annotation};
-use dynamo_api::v1alpha1::{DynamoComponentDeployment, component_type};
+use dynamo_api::v1alpha1::{ComponentType, DynamoComponentDeployment};
 
 use super::config::{DiscoveryBackend, OperatorConfig};
 use super::defaults::{EPP_GRPC_PORT, FRONTEND_PORT, SYSTEM_PORT};
@@ -88,16 +88,16 @@ pub fn deployment(dcd: &DynamoComponentDeployment, template: PodTemplateSpec) ->
 /// component's pods.
 pub fn service(dcd: &DynamoComponentDeployment, config: &OperatorConfig) -> Option<Service> {
     let spec = &dcd.spec.shared;
-    let kind = spec.component_type.as_deref().unwrap_or_default();
-    let frontend = kind == component_type::FRONTEND;
+    let kind = spec.component_type();
+    let frontend = kind == Some(ComponentType::Frontend);
     let discovery = config.effective_discovery_backend(spec.annotations.as_ref());
     let kubernetes = discovery == DiscoveryBackend::Kubernetes;
     if !frontend && !kubernetes {
         return None;
     }
     let (port_name, port) = match kind {
-        component_type::FRONTEND => ("http", FRONTEND_PORT),
-        component_type::EPP => ("grpc", EPP_GRPC_PORT),
+        Some(ComponentType::Frontend) => ("http", FRONTEND_PORT),
+        Some(ComponentType::Epp) => ("grpc", EPP_GRPC_PORT),
         _ => ("system", SYSTEM_PORT),
     };
     let mut metadata = child_metadata(dcd);
@@ -261,7 +261,7 @@ impl Exposure {
     /// `None` unless the component is a frontend with `ingress.enabled`.
     fn of(dcd: &DynamoComponentDeployment, config: &OperatorConfig) -> Option<Self> {
         let spec = &dcd.spec.shared;
-        if spec.component_type.as_deref() != Some(component_type::FRONTEND) {
+        if spec.component_type() != Some(ComponentType::Frontend) {
             return None;
         }
         let ingress = spec.ingress.as_ref().filter(|i| i.enabled == Some(true))?;

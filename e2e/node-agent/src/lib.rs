@@ -6,8 +6,11 @@
 //! Ready from its readiness probe, restarts by restartPolicy, Succeeded or Failed with the exit
 //! code. Deleting the pod stops the process (SIGTERM, then SIGKILL after the grace period).
 
+mod launch;
 pub mod network;
-pub mod process;
+mod probe;
+mod process;
+mod status;
 pub mod volumes;
 
 use std::collections::HashMap;

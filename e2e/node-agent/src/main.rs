@@ -1,12 +1,13 @@
 //! dynamo node agent: runs the pods of our own images on the local control plane's kwok node
-//! as real processes (see `dynamo_e2e::agent`). Started by `hack/cluster.sh up` when built.
+//! as real processes (see the `dynamo_node_agent` library). Started by `hack/cluster.sh up`
+//! when built.
 //!
 //! Environment: KUBECONFIG (admin), DYNAMO_E2E_NODE, DYNAMO_E2E_STATE, DYNAMO_AGENT_BINARIES
 //! (where dynamo-operator, dynamo-webhook and dynamo-certgen are), DYNAMO_AGENT_API_HOST and
 //! DYNAMO_AGENT_API_PORT (the API server as pods reach it).
 
 use anyhow::Context as _;
-use dynamo_e2e::agent::{Agent, Config};
+use dynamo_node_agent::{Agent, Config};
 
 fn var(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("{name} is not set"))
@@ -15,6 +16,7 @@ fn var(name: &str) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     dynamo_common::init_logging();
+    let api_host = var("DYNAMO_AGENT_API_HOST")?;
     let config = Config {
         client: kube::Client::try_default()
             .await
@@ -22,11 +24,12 @@ async fn main() -> anyhow::Result<()> {
         node: var("DYNAMO_E2E_NODE")?,
         state: var("DYNAMO_E2E_STATE")?.into(),
         binaries: var("DYNAMO_AGENT_BINARIES")?.into(),
-        api_host: var("DYNAMO_AGENT_API_HOST")?,
         api_port: var("DYNAMO_AGENT_API_PORT")?
             .parse()
             .context("DYNAMO_AGENT_API_PORT")?,
-        host_ip: var("DYNAMO_AGENT_API_HOST")?,
+        // The API server is advertised on the node IP.
+        host_ip: api_host.clone(),
+        api_host,
     };
     Agent::new(config)
         .run(dynamo_common::shutdown_signal())

@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use dynamo_api::labels::{FINALIZER, label};
 use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
-use dynamo_operator::build::config::OperatorConfig;
-use dynamo_operator::build::{graph, pod, rbac, workload};
-use dynamo_operator::controllers::{component, graph as graph_controller};
+use dynamo_operator::desired::config::OperatorConfig;
+use dynamo_operator::desired::status::{component_status, graph_status};
+use dynamo_operator::desired::{graph, pod, rbac, workload};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
@@ -239,7 +239,7 @@ async fn write_statuses(
     let mut updated = Vec::new();
     for deployment in deployments {
         let mut live = components.get(&deployment.name_any()).await?;
-        let status = component::status_of(&live, Some(deployment), None);
+        let status = component_status(&live, Some(deployment), None);
         writes.one();
         components
             .patch_status(
@@ -252,7 +252,7 @@ async fn write_statuses(
         updated.push(live);
     }
     let graph = graphs.get(graph_name).await?;
-    let status = graph_controller::aggregate(&graph, &updated);
+    let status = graph_status(&graph, &updated);
     anyhow::ensure!(
         status.state.as_deref() == Some("successful"),
         "aggregate of {graph_name} is {:?}",
@@ -355,7 +355,7 @@ async fn apply_minimum(
                 for mut component in graph::desired_components(&graph, &config)? {
                     component.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
                     let component = apply(&components, &component, writes).await?;
-                    let template = pod::pod_template(&component, &name, &config)?;
+                    let template = pod::component_pod_template(&component, &config)?;
                     apply(
                         &deployments,
                         &workload::deployment(&component, template),
