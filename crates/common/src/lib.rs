@@ -3,19 +3,26 @@
 //! signals and namespace scoping by namespace-scope leases.
 
 pub mod admin;
+mod duration;
 pub mod json;
 mod listen;
 pub mod scope;
 pub mod secure_metrics;
 pub mod server;
 
+pub use duration::parse_duration;
 pub use listen::{bind, listen_address};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal.
 pub fn init_logging() {
+    init_logging_at("info");
+}
+
+/// [`init_logging`] with `level` as the default when `RUST_LOG` is not set.
+pub fn init_logging_at(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
         .with_target(false)
         .with_writer(std::io::stderr)
@@ -30,38 +37,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-/// Parses a Go-style duration flag: `30`, `30s`, `2m` or `1h`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
-        _ => return Err(format!("{text:?}: unit must be s, m or h")),
-    };
-    Ok(std::time::Duration::from_secs(seconds))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("2d").is_err());
-        assert!(parse_duration("s").is_err());
     }
 }

@@ -53,15 +53,15 @@ pub struct LeaderElectionArgs {
     /// kube-system).
     #[arg(long)]
     pub leader_election_namespace: Option<String>,
-    /// How long a leader's lease stays valid without renewal, in seconds.
-    #[arg(long, default_value_t = 15)]
-    pub leader_election_lease_duration: u64,
-    /// A leader that could not renew within this many seconds stops (before its lease expires).
-    #[arg(long, default_value_t = 10)]
-    pub leader_election_renew_deadline: u64,
-    /// Seconds between leader election rounds.
-    #[arg(long, default_value_t = 2)]
-    pub leader_election_retry_period: u64,
+    /// How long a leader's lease stays valid without renewal (`15s`; a bare number is seconds).
+    #[arg(long, default_value = "15s", value_parser = dynamo_common::parse_duration)]
+    pub leader_election_lease_duration: Duration,
+    /// A leader that could not renew within this time stops (before its lease expires).
+    #[arg(long, default_value = "10s", value_parser = dynamo_common::parse_duration)]
+    pub leader_election_renew_deadline: Duration,
+    /// Time between leader election rounds.
+    #[arg(long, default_value = "2s", value_parser = dynamo_common::parse_duration)]
+    pub leader_election_retry_period: Duration,
 }
 
 /// Which namespaces the operator manages.
@@ -143,6 +143,64 @@ pub struct CompatArgs {
     /// Namespace of that Secret.
     #[arg(long)]
     pub mpi_run_ssh_secret_namespace: Option<String>,
+    /// Log level of upstream's logger (`debug`, `info`, `error` or a number); used as the
+    /// default log level when `RUST_LOG` is not set.
+    #[arg(long)]
+    pub zap_log_level: Option<String>,
+    /// Other settings of upstream's logger; ignored (logs are plain text on stderr).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub zap_devel: Option<String>,
+    #[arg(long)]
+    pub zap_encoder: Option<String>,
+    #[arg(long)]
+    pub zap_stacktrace_level: Option<String>,
+    #[arg(long)]
+    pub zap_time_encoding: Option<String>,
+    /// Upstream serves metrics over HTTPS with this; here `--metrics-secure-bind-address` does.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_secure: Option<String>,
+    /// HTTP/2 on upstream's metrics and webhook servers; ours negotiate it by ALPN.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_http2: Option<String>,
+}
+
+impl CompatArgs {
+    /// One line per upstream flag that was given and has no effect here.
+    pub fn ignored(&self) -> Vec<String> {
+        [
+            ("--zap-devel", &self.zap_devel),
+            ("--zap-encoder", &self.zap_encoder),
+            ("--zap-stacktrace-level", &self.zap_stacktrace_level),
+            ("--zap-time-encoding", &self.zap_time_encoding),
+            ("--metrics-secure", &self.metrics_secure),
+            ("--enable-http2", &self.enable_http2),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.is_some())
+        .map(|(flag, _)| {
+            format!("{flag} is accepted for compatibility with upstream and has no effect")
+        })
+        .collect()
+    }
+
+    /// The default log level `--zap-log-level` asks for: zap's levels, and its numbers (a
+    /// negative number is more verbose than debug).
+    pub fn log_level(&self) -> Option<&'static str> {
+        let level = self.zap_log_level.as_deref()?.trim().to_ascii_lowercase();
+        Some(match level.as_str() {
+            "debug" => "debug",
+            "info" => "info",
+            "warn" => "warn",
+            "error" | "dpanic" | "panic" | "fatal" => "error",
+            number => match number.parse::<i32>().ok()? {
+                ..=-2 => "trace",
+                -1 => "debug",
+                0 => "info",
+                1 => "warn",
+                _ => "error",
+            },
+        })
+    }
 }
 
 /// `Some` only for a non-empty value.
@@ -182,9 +240,9 @@ impl Args {
 impl LeaderElectionArgs {
     pub fn timing(&self) -> Timing {
         Timing {
-            lease_duration: Duration::from_secs(self.leader_election_lease_duration),
-            renew_deadline: Duration::from_secs(self.leader_election_renew_deadline),
-            retry_period: Duration::from_secs(self.leader_election_retry_period),
+            lease_duration: self.leader_election_lease_duration,
+            renew_deadline: self.leader_election_renew_deadline,
+            retry_period: self.leader_election_retry_period,
         }
     }
 
@@ -253,12 +311,70 @@ mod tests {
 
     #[test]
     fn compatibility_flags_are_accepted() {
-        Args::parse_from([
+        let args = Args::parse_from([
             "dynamo-operator",
             "--enable-webhooks=false",
-            "--grove-termination-delay=1h",
+            "--grove-termination-delay=1h30m",
             "--mpi-run-ssh-secret-name=mpi",
             "--mpi-run-ssh-secret-namespace=dynamo",
+            "--zap-log-level=debug",
+            "--zap-devel",
+            "--zap-encoder=json",
+            "--zap-stacktrace-level=error",
+            "--zap-time-encoding=iso8601",
+            "--metrics-secure",
+            "--enable-http2=false",
         ]);
+        assert_eq!(
+            args.compat.grove_termination_delay,
+            Duration::from_secs(5400)
+        );
+        assert_eq!(args.compat.log_level(), Some("debug"));
+        let ignored = args.compat.ignored();
+        assert_eq!(ignored.len(), 6, "{ignored:?}");
+        assert!(ignored[0].starts_with("--zap-devel is accepted"));
+        assert!(
+            Args::parse_from(["dynamo-operator"])
+                .compat
+                .ignored()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn zap_levels_become_log_levels() {
+        let level = |value: &str| {
+            Args::parse_from(["dynamo-operator", &format!("--zap-log-level={value}")])
+                .compat
+                .log_level()
+        };
+        assert_eq!(level("info"), Some("info"));
+        assert_eq!(level("ERROR"), Some("error"));
+        assert_eq!(level("-1"), Some("debug"));
+        assert_eq!(level("-5"), Some("trace"));
+        assert_eq!(level("2"), Some("error"));
+        assert_eq!(level("loud"), None);
+    }
+
+    #[test]
+    fn durations_are_written_as_go_writes_them() {
+        let args = Args::parse_from([
+            "dynamo-operator",
+            "--leader-election-lease-duration=1m30s",
+            "--leader-election-renew-deadline=60",
+            "--leader-election-retry-period=500ms",
+            "--namespace-scope-lease-duration=1m",
+        ]);
+        let timing = args.election.timing();
+        assert_eq!(timing.lease_duration, Duration::from_secs(90));
+        assert_eq!(timing.renew_deadline, Duration::from_secs(60));
+        assert_eq!(timing.retry_period, Duration::from_millis(500));
+        assert_eq!(
+            args.scope.namespace_scope_lease_duration,
+            Duration::from_secs(60)
+        );
+        let refused =
+            Args::try_parse_from(["dynamo-operator", "--leader-election-lease-duration=2d"]);
+        assert!(refused.unwrap_err().to_string().contains("unknown unit"));
     }
 }

@@ -10,7 +10,10 @@ use dynamo_operator::run::run;
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    dynamo_common::init_logging();
+    dynamo_common::init_logging_at(args.compat.log_level().unwrap_or("info"));
+    for ignored in args.compat.ignored() {
+        tracing::warn!("{ignored}");
+    }
     // After a loss another process may take over; the failure exit makes the kubelet restart
     // this one as a standby.
     Ok(match run(args).await? {

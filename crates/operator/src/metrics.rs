@@ -95,7 +95,7 @@ impl Default for Metrics {
             errors.clone(),
         );
         registry.register(
-            "dynamo_operator_resources",
+            "dynamo_operator_resources_total",
             "Managed resources, by state",
             resources.clone(),
         );
@@ -170,5 +170,57 @@ pub fn error_type(error: &kube::Error) -> &'static str {
         (503, _) => "unavailable",
         (429, _) => "rate_limited",
         _ => "internal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The operator's series every query of the chart's Grafana dashboard reads (the webhook's
+    /// are the webhook's own).
+    #[test]
+    fn every_dashboard_query_of_the_operator_has_its_series() {
+        let metrics = Metrics::default();
+        metrics.record(
+            "DynamoGraphDeployment",
+            "ns",
+            Instant::now(),
+            Some("conflict"),
+        );
+        metrics.writes.inc();
+        metrics
+            .resources
+            .get_or_create(&InventoryLabels {
+                resource_type: "DynamoGraphDeployment",
+                namespace: "ns".into(),
+                status: "successful".into(),
+            })
+            .set(1);
+        let text = metrics.encode();
+        let dashboard = include_str!(
+            "../../../charts/platform/components/operator/dashboards/dynamo-operator.json"
+        );
+        let mut queried: Vec<&str> = dashboard
+            .match_indices("dynamo_operator_")
+            .map(|(start, _)| {
+                let rest = &dashboard[start..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .filter(|name| !name.starts_with("dynamo_operator_webhook_"))
+            .collect();
+        queried.sort_unstable();
+        queried.dedup();
+        assert!(queried.len() >= 6, "{queried:?}");
+        for name in queried {
+            assert!(
+                text.contains(&format!("\n{name}{{")) || text.contains(&format!("\n{name} ")),
+                "the dashboard queries {name}, which the operator does not export:\n{text}"
+            );
+        }
+        assert!(text.contains("# TYPE dynamo_operator_resources_total gauge"));
     }
 }

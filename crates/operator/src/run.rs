@@ -56,10 +56,14 @@ pub async fn run(args: Args) -> anyhow::Result<Ending> {
     let (ready, probes) = Probes::new(context.clone());
 
     serve_admin(&args, client.clone(), probes.clone(), stopped.clone()).await?;
-    let Some(elector) = elect(&args, client::direct(config)?, &probes).await else {
-        tracing::info!("stopped while waiting for leadership");
-        let _ = stop.send(true);
-        return Ok(Ending::Stopped);
+    let elector = match elect(&args, client::direct(config)?, &probes).await? {
+        Election::Alone => None,
+        Election::Won(elector) => Some(elector),
+        Election::Stopped => {
+            tracing::info!("stopped while waiting for leadership");
+            let _ = stop.send(true);
+            return Ok(Ending::Stopped);
+        }
     };
     let marker = hold_namespace(&args, &client)?;
     watch_namespace_scopes(&context);
@@ -107,12 +111,25 @@ async fn serve_admin(
     Ok(())
 }
 
-/// With `--leader-elect`, waits as a (ready) standby until this process leads; `None` if a
-/// signal came first. Without it, this process leads alone.
-async fn elect(args: &Args, client: Client, probes: &Probes) -> Option<Option<Arc<Elector>>> {
+/// How the election ended.
+enum Election {
+    /// Without `--leader-elect`: this process leads alone.
+    Alone,
+    /// This process holds the lease.
+    Won(Arc<Elector>),
+    /// A signal came while waiting.
+    Stopped,
+}
+
+/// With `--leader-elect`, waits as a (ready) standby until this process leads.
+async fn elect(args: &Args, client: Client, probes: &Probes) -> anyhow::Result<Election> {
     let election = &args.election;
     if !election.leader_elect {
-        return Some(None);
+        return Ok(Election::Alone);
+    }
+    let timing = election.timing();
+    if let Err(why) = timing.check() {
+        anyhow::bail!(why);
     }
     let namespace = election.lease_namespace(args.restricted_namespace().as_deref());
     let elector = Arc::new(Elector::new(
@@ -120,15 +137,15 @@ async fn elect(args: &Args, client: Client, probes: &Probes) -> Option<Option<Ar
         &namespace,
         &election.leader_election_id,
         leader::identity(),
-        election.timing(),
+        timing,
     ));
     probes.standby.store(true, Ordering::Relaxed);
     tokio::select! {
         _ = elector.acquire() => {}
-        _ = dynamo_common::shutdown_signal() => return None,
+        _ = dynamo_common::shutdown_signal() => return Ok(Election::Stopped),
     }
     probes.standby.store(false, Ordering::Relaxed);
-    Some(Some(elector))
+    Ok(Election::Won(elector))
 }
 
 /// A namespace-restricted operator marks its namespace as its own.

@@ -20,6 +20,28 @@ pub struct Timing {
     pub retry_period: Duration,
 }
 
+impl Timing {
+    /// The lease's `leaseDurationSeconds`: whole seconds, rounded up, at least 1.
+    pub fn lease_seconds(&self) -> i32 {
+        (self.lease_duration.as_secs_f64().ceil() as i32).max(1)
+    }
+
+    /// Why these timings cannot keep one leader, if they cannot: the leader must give up
+    /// (renew deadline) before its lease runs out for the others.
+    pub fn check(&self) -> Result<(), String> {
+        if self.retry_period.is_zero() {
+            return Err("--leader-election-retry-period must be positive".into());
+        }
+        if self.renew_deadline <= self.retry_period || self.renew_deadline >= self.lease_duration {
+            return Err(format!(
+                "leader election needs retry period < renew deadline < lease duration (got {:?}, {:?}, {:?})",
+                self.retry_period, self.renew_deadline, self.lease_duration
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Timing {
     fn default() -> Self {
         Timing {
@@ -71,7 +93,7 @@ pub fn claimed(
     let acquired = *decision == Decision::Acquire;
     LeaseSpec {
         holder_identity: Some(identity.to_owned()),
-        lease_duration_seconds: Some(timing.lease_duration.as_secs() as i32),
+        lease_duration_seconds: Some(timing.lease_seconds()),
         acquire_time: if acquired {
             Some(time.clone())
         } else {
@@ -153,5 +175,32 @@ mod tests {
         assert_eq!(renewed.renew_time, Some(MicroTime(at(30))));
         assert_eq!(renewed.lease_transitions, Some(1));
         assert_eq!(renewed.lease_duration_seconds, Some(15));
+    }
+
+    #[test]
+    fn timings_must_let_the_leader_give_up_before_its_lease_runs_out() {
+        let s = Duration::from_secs;
+        assert_eq!(Timing::default().check(), Ok(()));
+        let timing = |lease, renew, retry| Timing {
+            lease_duration: lease,
+            renew_deadline: renew,
+            retry_period: retry,
+        };
+        assert!(timing(s(10), s(10), s(2)).check().is_err());
+        assert!(timing(s(15), s(2), s(2)).check().is_err());
+        assert!(timing(s(15), s(10), Duration::ZERO).check().is_err());
+        assert_eq!(
+            timing(
+                Duration::from_millis(1500),
+                s(1),
+                Duration::from_millis(100)
+            )
+            .lease_seconds(),
+            2
+        );
+        assert_eq!(
+            timing(Duration::from_millis(10), s(1), s(1)).lease_seconds(),
+            1
+        );
     }
 }
