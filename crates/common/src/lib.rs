@@ -6,6 +6,7 @@ pub mod admin;
 mod duration;
 pub mod json;
 mod listen;
+pub mod process_metrics;
 pub mod scope;
 pub mod secure_metrics;
 pub mod server;

@@ -53,6 +53,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
+        registry.register_collector(Box::new(dynamo_common::process_metrics::ProcessCollector));
         let duration =
             Family::<ReconcileLabels, Histogram, fn() -> Histogram>::new_with_constructor(
                 reconcile_histogram,
@@ -222,5 +223,6 @@ mod tests {
             );
         }
         assert!(text.contains("# TYPE dynamo_operator_resources_total gauge"));
+        assert!(text.contains("\nprocess_resident_memory_bytes "));
     }
 }

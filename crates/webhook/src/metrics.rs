@@ -43,6 +43,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
+        registry.register_collector(Box::new(dynamo_common::process_metrics::ProcessCollector));
         let duration =
             Family::<OperationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
                 duration_histogram,
