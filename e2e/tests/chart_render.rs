@@ -405,6 +405,74 @@ fn metrics_services_and_service_monitor_follow_the_toggles() {
 }
 
 #[test]
+fn monitors_render_with_the_api_or_when_switched_on_for_gitops() {
+    let monitors =
+        |r: &Rendered| r.of_kind("ServiceMonitor").count() + r.of_kind("PodMonitor").count();
+    assert_eq!(
+        monitors(&render(&[])),
+        0,
+        "no monitoring API, nothing by default"
+    );
+    let r = render(&[
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--api-versions",
+        "monitoring.coreos.com/v1/PodMonitor",
+    ]);
+    assert_eq!(monitors(&r), 4, "a ServiceMonitor and three PodMonitors");
+    for (name, port, types) in [
+        ("frontend", "http", vec!["frontend"]),
+        ("worker", "system", vec!["worker", "prefill", "decode"]),
+        ("planner", "metrics", vec!["planner"]),
+    ] {
+        let monitor = r.expect("PodMonitor", &format!("{FULL}-{name}"));
+        let spec = &monitor["spec"];
+        assert_eq!(spec["namespaceSelector"]["any"], true, "{name}");
+        assert_eq!(
+            spec["selector"]["matchLabels"]["nvidia.com/metrics-enabled"],
+            "true"
+        );
+        let expression = &spec["selector"]["matchExpressions"][0];
+        assert_eq!(expression["key"], "nvidia.com/dynamo-component-type");
+        let values: Vec<&str> = expression["values"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(str)
+            .collect();
+        assert_eq!(values, types, "{name}");
+        let endpoint = &spec["podMetricsEndpoints"][0];
+        assert_eq!(
+            (str(&endpoint["port"]), str(&endpoint["path"])),
+            (port, "/metrics")
+        );
+    }
+    // GitOps: rendered without the API when switched on, and never when switched off.
+    let r = set(&[
+        "dynamo-operator.monitoring.serviceMonitor=true",
+        "dynamo-operator.monitoring.podMonitors=true",
+        "dynamo-operator.namespaceRestriction.enabled=true",
+    ]);
+    assert_eq!(monitors(&r), 4);
+    let worker = r.expect("PodMonitor", &format!("{FULL}-worker"));
+    assert_eq!(
+        worker["spec"]["namespaceSelector"]["matchNames"][0], NS,
+        "a restricted install watches its own namespace"
+    );
+    let r = render(&[
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--api-versions",
+        "monitoring.coreos.com/v1/PodMonitor",
+        "--set",
+        "dynamo-operator.monitoring.serviceMonitor=false",
+        "--set",
+        "dynamo-operator.monitoring.podMonitors=false",
+    ]);
+    assert_eq!(monitors(&r), 0);
+}
+
+#[test]
 fn kai_queues_render_only_with_the_kai_api() {
     assert_eq!(render(&[]).of_kind("Queue").count(), 0);
     let r = render(&["--api-versions", "scheduling.run.ai/v2"]);

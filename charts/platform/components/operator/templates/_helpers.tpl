@@ -48,6 +48,15 @@ release and its namespace.
 {{- define "dynamo-operator.scopeLabelKey" -}}nvidia.com/dynamo-operator-scope{{- end }}
 {{- define "dynamo-operator.targetLabelKey" -}}nvidia.com/dynamo-operator-target-namespace{{- end }}
 
+{{/* Whether to render a Prometheus Operator object: the switch when it is true or false, else
+whether the API (given as "group/version/Kind") exists at install time. Call with
+(list switch api root); yields "true" or "". */}}
+{{- define "dynamo-operator.monitoring" -}}
+{{- $switch := index . 0 }}{{- $api := index . 1 }}{{- $root := index . 2 }}
+{{- if kindIs "bool" $switch }}{{ if $switch }}true{{ end }}
+{{- else if $root.Capabilities.APIVersions.Has $api }}true{{- end }}
+{{- end }}
+
 {{- define "dynamo-operator.restricted" -}}
 {{- if .Values.namespaceRestriction.enabled }}true{{- end }}
 {{- end }}
