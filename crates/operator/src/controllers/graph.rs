@@ -95,16 +95,17 @@ async fn apply(
     graphs: &Graphs,
 ) -> Result<Action, Error> {
     let context = graphs.context.as_ref();
+    let api: Api<DynamoGraphDeployment> = Api::namespaced(context.client.clone(), namespace);
     let desired = match desired_components(graph, &context.config) {
         Ok(desired) => desired,
         Err(e) => {
-            fail(graph, context, e.to_string()).await?;
+            fail(graph, &api, context, e.to_string()).await?;
             // Nothing will change until the user edits the graph.
             return Ok(Action::await_change());
         }
     };
     if let Some(message) = ensure_pvcs(graph, namespace, context).await? {
-        fail(graph, context, message).await?;
+        fail(graph, &api, context, message).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
 
@@ -124,7 +125,6 @@ async fn apply(
     let applied = sync_components(graph, namespace, context, &uid, desired).await?;
     let status = graph_status(graph, &applied);
     let ready = status.state.as_deref() == Some(SUCCESSFUL);
-    let api: Api<DynamoGraphDeployment> = Api::namespaced(context.client.clone(), namespace);
     context
         .applier
         .write_status(&api, &graph.name_any(), graph.status.as_ref(), &status)
@@ -230,18 +230,15 @@ where
 /// A graph that cannot be reconciled: a Warning event and `failed` with the reason.
 async fn fail(
     graph: &DynamoGraphDeployment,
+    api: &Api<DynamoGraphDeployment>,
     context: &Context,
     message: String,
 ) -> Result<(), Error> {
     context.warning(graph, "ReconcileFailed", message.clone());
-    let api: Api<DynamoGraphDeployment> = Api::namespaced(
-        context.client.clone(),
-        &graph.namespace().unwrap_or_default(),
-    );
     let status = graph_failed(graph, message);
     context
         .applier
-        .write_status(&api, &graph.name_any(), graph.status.as_ref(), &status)
+        .write_status(api, &graph.name_any(), graph.status.as_ref(), &status)
         .await?;
     Ok(())
 }
