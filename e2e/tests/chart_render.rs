@@ -204,6 +204,251 @@ fn cluster_wide_rbac_is_cluster_scoped_and_marked() {
     );
 }
 
+/// The rules of a Role or ClusterRole as (apiGroup, resource, verb) triples.
+fn grants(role: &Value) -> Vec<(String, String, String)> {
+    let mut grants = Vec::new();
+    for rule in role["rules"].as_sequence().expect("rules") {
+        let list = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_sequence()
+                .map(|items| items.iter().map(|i| str(i).to_owned()).collect())
+                .unwrap_or_default()
+        };
+        for group in list("apiGroups") {
+            for resource in list("resources") {
+                for verb in list("verbs") {
+                    grants.push((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    grants
+}
+
+fn grants_all(role: &Value, group: &str, resource: &str, verbs: &[&str]) {
+    let grants = grants(role);
+    for verb in verbs {
+        let wanted = (group.to_owned(), resource.to_owned(), (*verb).to_owned());
+        assert!(
+            grants.contains(&wanted),
+            "{}: no {verb} on {group}/{resource} in {grants:?}",
+            str(&role["metadata"]["name"])
+        );
+    }
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+const ALL: &[&str] = &[
+    "get", "list", "watch", "create", "update", "patch", "delete",
+];
+
+/// The Planner scales graphs (directly or through adapters) and both use Kubernetes discovery;
+/// the EPP only reads.
+fn assert_planner_and_epp_rules(planner: &Value, epp: &Value) {
+    for resource in ["dynamographdeployments", "dynamocomponentdeployments"] {
+        grants_all(
+            planner,
+            "nvidia.com",
+            resource,
+            &["get", "list", "create", "update", "patch"],
+        );
+    }
+    grants_all(
+        planner,
+        "nvidia.com",
+        "dynamographdeploymentscalingadapters/scale",
+        &["patch"],
+    );
+    grants_all(
+        planner,
+        "nvidia.com",
+        "dynamographdeploymentscalingadapters",
+        &["get"],
+    );
+    grants_all(planner, "nvidia.com", "dynamoworkermetadatas", ALL);
+    for role in [planner, epp] {
+        grants_all(role, "discovery.k8s.io", "endpointslices", READ);
+        grants_all(role, "", "endpoints", READ);
+    }
+    grants_all(epp, "nvidia.com", "dynamoworkermetadatas", READ);
+    grants_all(epp, "inference.networking.k8s.io", "inferencepools", READ);
+    let epp_grants = grants(epp);
+    assert!(
+        !epp_grants
+            .iter()
+            .any(|(_, resource, verb)| resource.starts_with("dynamograph") || verb == "delete"),
+        "the EPP only reads: {epp_grants:?}"
+    );
+}
+
+#[test]
+fn cluster_wide_mode_renders_planner_and_epp_cluster_roles_the_operator_may_bind() {
+    let r = render(&[]);
+    let planner = r.expect("ClusterRole", &format!("{FULL}-planner"));
+    let epp = r.expect("ClusterRole", &format!("{FULL}-epp"));
+    assert_planner_and_epp_rules(planner, epp);
+    assert_eq!(
+        planner["metadata"]["labels"]["app.kubernetes.io/component"],
+        "planner"
+    );
+    assert_eq!(
+        epp["metadata"]["labels"]["app.kubernetes.io/component"],
+        "epp"
+    );
+    // The operator creates the accounts and bindings per graph namespace; the chart none.
+    for account in ["planner-serviceaccount", "epp-serviceaccount"] {
+        assert!(r.get("ServiceAccount", account).is_none(), "{account}");
+        assert!(r.get("Role", &format!("{account}-role")).is_none());
+        assert!(
+            r.get("RoleBinding", &format!("{account}-binding"))
+                .is_none()
+        );
+    }
+    let args = manager_args(&r);
+    for expected in [
+        format!("--planner-cluster-role-name={FULL}-planner"),
+        format!("--epp-cluster-role-name={FULL}-epp"),
+    ] {
+        assert!(args.contains(&expected), "{expected} missing from {args:?}");
+    }
+    // Binding a ClusterRole needs `bind` on exactly these two, nothing wider.
+    let manager = r.expect("ClusterRole", &format!("{FULL}-manager-role"));
+    let bind: Vec<&Value> = manager["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|rule| {
+            rule["verbs"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|v| v == "bind")
+        })
+        .collect();
+    assert_eq!(bind.len(), 1, "{bind:?}");
+    assert_eq!(bind[0]["resources"][0], "clusterroles");
+    let names: Vec<&str> = bind[0]["resourceNames"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(str)
+        .collect();
+    assert_eq!(names, [format!("{FULL}-planner"), format!("{FULL}-epp")]);
+    for resource in [
+        "dynamographdeploymentscalingadapters",
+        "dynamographdeploymentscalingadapters/status",
+        "dynamoworkermetadatas",
+    ] {
+        grants_all(manager, "nvidia.com", resource, ALL);
+    }
+}
+
+#[test]
+fn restricted_mode_renders_planner_and_epp_accounts_in_the_target_namespace() {
+    let r = set(&[
+        "dynamo-operator.namespaceRestriction.enabled=true",
+        "dynamo-operator.namespaceRestriction.targetNamespace=tenant-a",
+    ]);
+    for workload in ["planner", "epp"] {
+        assert!(
+            r.get("ClusterRole", &format!("{FULL}-{workload}"))
+                .is_none(),
+            "no {workload} ClusterRole in restricted mode"
+        );
+        let account = format!("{workload}-serviceaccount");
+        let sa = r.expect("ServiceAccount", &account);
+        let role = r.expect("Role", &format!("{account}-role"));
+        let binding = r.expect("RoleBinding", &format!("{account}-binding"));
+        for object in [sa, role, binding] {
+            let metadata = &object["metadata"];
+            assert_eq!(metadata["namespace"], "tenant-a", "{metadata:?}");
+            assert_eq!(
+                metadata["labels"]["app.kubernetes.io/managed-by"],
+                "dynamo-operator"
+            );
+            assert_eq!(metadata["labels"]["app.kubernetes.io/component"], workload);
+            assert_eq!(metadata["labels"]["app.kubernetes.io/instance"], "dp");
+        }
+        assert_eq!(binding["roleRef"]["kind"], "Role");
+        assert_eq!(binding["roleRef"]["name"], format!("{account}-role"));
+        assert_eq!(binding["subjects"][0]["name"], account.as_str());
+        assert_eq!(binding["subjects"][0]["namespace"], "tenant-a");
+    }
+    assert_planner_and_epp_rules(
+        r.expect("Role", "planner-serviceaccount-role"),
+        r.expect("Role", "epp-serviceaccount-role"),
+    );
+    let args = manager_args(&r);
+    assert!(
+        !args.iter().any(|a| a.contains("cluster-role-name")),
+        "{args:?}"
+    );
+    let manager = r.expect("Role", &format!("{FULL}-manager-role"));
+    assert!(
+        !grants(manager).iter().any(|(_, _, verb)| verb == "bind"),
+        "a restricted operator binds no ClusterRole"
+    );
+    // The accounts pull images like the other component pods.
+    let r = set(&[
+        "dynamo-operator.namespaceRestriction.enabled=true",
+        "dynamo-operator.dynamo.dockerRegistry.useKubernetesSecret=true",
+        "dynamo-operator.dynamo.dockerRegistry.existingSecretName=my-regcred",
+    ]);
+    for account in ["planner-serviceaccount", "epp-serviceaccount"] {
+        let sa = r.expect("ServiceAccount", account);
+        assert_eq!(sa["metadata"]["namespace"], NS);
+        assert_eq!(sa["imagePullSecrets"][0]["name"], "my-regcred");
+    }
+}
+
+/// `helm template` of the CRDs chart.
+fn render_crds_chart() -> Rendered {
+    let output = std::process::Command::new(chart::helm_binary())
+        .args(["template", "crds"])
+        .arg(chart::repo().join("charts/crds"))
+        .output()
+        .expect("running helm template");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Rendered::parse(&String::from_utf8_lossy(&output.stdout))
+}
+
+#[test]
+fn crds_chart_holds_every_kind_and_keeps_them_on_uninstall() {
+    let r = render_crds_chart();
+    let mut rendered: Vec<&str> = r
+        .of_kind("CustomResourceDefinition")
+        .map(|crd| str(&crd["metadata"]["name"]))
+        .collect();
+    rendered.sort_unstable();
+    let mut expected: Vec<String> = dynamo_api::crd::all()
+        .into_iter()
+        .map(|crd| crd.metadata.name.unwrap())
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(rendered, expected);
+    for name in [
+        "dynamographdeploymentscalingadapters.nvidia.com",
+        "dynamoworkermetadatas.nvidia.com",
+    ] {
+        let crd = r.expect("CustomResourceDefinition", name);
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    }
+    let adapter = r.expect(
+        "CustomResourceDefinition",
+        "dynamographdeploymentscalingadapters.nvidia.com",
+    );
+    let scale = &adapter["spec"]["versions"][0]["subresources"]["scale"];
+    assert_eq!(scale["specReplicasPath"], ".spec.replicas");
+    assert_eq!(scale["labelSelectorPath"], ".status.selector");
+}
+
 #[test]
 fn external_certificates_put_the_ca_bundle_in_every_webhook_and_render_no_hooks() {
     let ca = external_ca();

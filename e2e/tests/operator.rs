@@ -270,7 +270,8 @@ rules:
   - apiGroups: [nvidia.com]
     resources: [dynamographdeployments, dynamographdeployments/status, dynamographdeployments/finalizers,
                 dynamocomponentdeployments, dynamocomponentdeployments/status, dynamocomponentdeployments/finalizers,
-                dynamomodels, dynamomodels/status, dynamomodels/finalizers, dynamoworkermetadatas]
+                dynamomodels, dynamomodels/status, dynamomodels/finalizers, dynamoworkermetadatas,
+                dynamographdeploymentscalingadapters, dynamographdeploymentscalingadapters/status]
     verbs: {all}
   - apiGroups: [apps]
     resources: [deployments]
@@ -279,7 +280,7 @@ rules:
     resources: [services, persistentvolumeclaims, serviceaccounts]
     verbs: {all}
   - apiGroups: ["", discovery.k8s.io]
-    resources: [endpoints, endpointslices]
+    resources: [endpoints, endpointslices, pods]
     verbs: [get, list, watch]
   - apiGroups: [networking.k8s.io]
     resources: [ingresses]

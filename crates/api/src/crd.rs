@@ -4,7 +4,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment, DynamoModel};
+use crate::v1alpha1::{
+    DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentScalingAdapter,
+    DynamoModel, DynamoWorkerMetadata,
+};
 
 /// Header of every generated file; Helm ignores comments.
 pub const GENERATED_HEADER: &str =
@@ -16,6 +19,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         DynamoGraphDeployment::crd(),
         DynamoComponentDeployment::crd(),
         DynamoModel::crd(),
+        DynamoGraphDeploymentScalingAdapter::crd(),
+        DynamoWorkerMetadata::crd(),
     ]
     .into_iter()
     .map(tidy)

@@ -150,6 +150,12 @@ fn names_scope_subresources_and_helm_policy_match_upstream() {
             "dcd",
         ),
         ("DynamoModel", "dynamomodels", "dm"),
+        (
+            "DynamoGraphDeploymentScalingAdapter",
+            "dynamographdeploymentscalingadapters",
+            "dgdsa",
+        ),
+        ("DynamoWorkerMetadata", "dynamoworkermetadatas", "dwm"),
     ];
     let crds = crd::all();
     assert_eq!(crds.len(), expected.len());
@@ -168,7 +174,12 @@ fn names_scope_subresources_and_helm_policy_match_upstream() {
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1alpha1");
         assert!(version.served && version.storage);
-        assert!(version.subresources.as_ref().unwrap().status.is_some());
+        // Workers write their metadata whole; it has no status to split off.
+        let has_status = version
+            .subresources
+            .as_ref()
+            .is_some_and(|s| s.status.is_some());
+        assert_eq!(has_status, kind != "DynamoWorkerMetadata", "{kind}");
         let annotations = crd.metadata.annotations.as_ref().unwrap();
         assert_eq!(annotations["helm.sh/resource-policy"], "keep");
     }
@@ -336,4 +347,94 @@ fn schemas_offer_no_null_values_and_integral_bounds() {
         );
         assert!(!yaml.contains("minimum: 0.0"), "{name} has a float bound");
     }
+}
+
+fn column_names_and_paths(crd: &CustomResourceDefinition) -> Vec<(String, String, String)> {
+    crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.clone(), c.type_.clone(), c.json_path.clone()))
+        .collect()
+}
+
+#[test]
+fn scaling_adapter_exposes_the_scale_subresource_and_its_columns() {
+    let crd = by_kind("DynamoGraphDeploymentScalingAdapter");
+    let subresources = crd.spec.versions[0].subresources.as_ref().unwrap();
+    assert!(subresources.status.is_some());
+    let scale = subresources.scale.as_ref().expect("scale subresource");
+    assert_eq!(scale.spec_replicas_path, ".spec.replicas");
+    assert_eq!(scale.status_replicas_path, ".status.replicas");
+    assert_eq!(
+        scale.label_selector_path.as_deref(),
+        Some(".status.selector")
+    );
+    let owned = |(name, type_, path): (&str, &str, &str)| {
+        (name.to_owned(), type_.to_owned(), path.to_owned())
+    };
+    assert_eq!(
+        column_names_and_paths(&crd),
+        [
+            ("DGD", "string", ".spec.dgdRef.name"),
+            ("SERVICE", "string", ".spec.dgdRef.serviceName"),
+            ("REPLICAS", "integer", ".status.replicas"),
+            ("AGE", "date", ".metadata.creationTimestamp"),
+        ]
+        .map(owned)
+    );
+
+    let schema = schema_of(&crd);
+    let spec = property(&schema, ".spec").unwrap();
+    assert_eq!(spec["required"], serde_json::json!(["dgdRef", "replicas"]));
+    assert_eq!(property(spec, ".replicas").unwrap()["minimum"], 0.0);
+    let dgd_ref = property(spec, ".dgdRef").unwrap();
+    assert_eq!(
+        dgd_ref["required"],
+        serde_json::json!(["name", "serviceName"])
+    );
+    for field in ["name", "serviceName"] {
+        assert_eq!(
+            property(dgd_ref, &format!(".{field}")).unwrap()["minLength"],
+            1,
+            "{field}"
+        );
+    }
+    assert_eq!(
+        property(&schema, ".status.replicas").unwrap()["type"],
+        "integer"
+    );
+    assert_eq!(
+        property(&schema, ".status.selector").unwrap()["type"],
+        "string"
+    );
+    assert_eq!(
+        property(&schema, ".status.lastScaleTime").unwrap()["format"],
+        "date-time"
+    );
+}
+
+#[test]
+fn worker_metadata_keeps_whatever_data_a_worker_writes() {
+    let crd = by_kind("DynamoWorkerMetadata");
+    let version = &crd.spec.versions[0];
+    assert!(
+        version.subresources.is_none(),
+        "no status or scale subresource"
+    );
+    assert_eq!(
+        column_names_and_paths(&crd),
+        [(
+            "Age".to_owned(),
+            "date".to_owned(),
+            ".metadata.creationTimestamp".to_owned()
+        )]
+    );
+    let schema = schema_of(&crd);
+    let spec = property(&schema, ".spec").unwrap();
+    assert_eq!(spec["required"], serde_json::json!(["data"]));
+    let data = property(spec, ".data").unwrap();
+    assert_eq!(data["type"], "object");
+    assert_eq!(data["x-kubernetes-preserve-unknown-fields"], true);
+    assert!(property(&schema, ".status").is_none());
 }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use dynamo_api::parse;
 use dynamo_api::v1alpha1::{
-    BackendFramework, DynamoComponentDeployment, DynamoGraphDeployment, DynamoModel, ModelType,
+    BackendFramework, DynamoComponentDeployment, DynamoGraphDeployment,
+    DynamoGraphDeploymentScalingAdapter, DynamoModel, DynamoWorkerMetadata, ModelType,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -58,6 +59,12 @@ fn every_manifest_round_trips_without_losing_fields() {
             }
             Some("DynamoModel") => {
                 assert_round_trip::<DynamoModel>(&path, &yaml);
+            }
+            Some("DynamoGraphDeploymentScalingAdapter") => {
+                assert_round_trip::<DynamoGraphDeploymentScalingAdapter>(&path, &yaml);
+            }
+            Some("DynamoWorkerMetadata") => {
+                assert_round_trip::<DynamoWorkerMetadata>(&path, &yaml);
             }
             other => panic!("{}: unexpected kind {other:?}", path.display()),
         }
@@ -125,4 +132,27 @@ fn free_form_epp_config_is_kept_as_written() {
         config["plugins"][0]["parameters"]["anything"][2]["nested"],
         true
     );
+}
+
+#[test]
+fn scaling_adapter_and_worker_metadata_read_as_typed_fields() {
+    let adapter: DynamoGraphDeploymentScalingAdapter =
+        parse::from_yaml(&read("crates/api/tests/fixtures/scaling-adapter.yaml")).unwrap();
+    assert_eq!(adapter.spec.replicas, 3);
+    assert_eq!(adapter.spec.dgd_ref.name, "vllm-disagg");
+    assert_eq!(adapter.spec.dgd_ref.service_name, "VllmDecodeWorker");
+    let status = adapter.status.unwrap();
+    assert_eq!(status.replicas, Some(2));
+    assert!(
+        status
+            .selector
+            .unwrap()
+            .contains("dynamo-component=VllmDecodeWorker")
+    );
+    assert!(status.last_scale_time.is_some());
+
+    let metadata: DynamoWorkerMetadata =
+        parse::from_yaml(&read("crates/api/tests/fixtures/worker-metadata.yaml")).unwrap();
+    let endpoint = &metadata.spec.data["endpoints"]["dyn-e2e-mock/backend/generate/520f855aa375f"];
+    assert_eq!(endpoint["instance_id"], 1443625844750175_u64);
 }

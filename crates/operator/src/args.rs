@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args as Group, Parser};
 
-use crate::desired::config::{DiscoveryBackend, OperatorConfig};
+use crate::desired::config::{DiscoveryBackend, OperatorConfig, WorkloadRoles};
 use crate::leader::Timing;
 
 /// Reconciles Dynamo custom resources (nvidia.com/v1alpha1) into Kubernetes workloads.
@@ -79,6 +79,16 @@ pub struct ScopeArgs {
     /// Version recorded in the namespace-scope Lease holder identity.
     #[arg(long, default_value = "unknown")]
     pub operator_version: String,
+    /// ClusterRole bound to `planner-serviceaccount` in each namespace with a planner
+    /// (cluster-wide mode; a restricted install's chart creates that identity itself).
+    #[arg(long)]
+    pub planner_cluster_role_name: Option<String>,
+    /// ClusterRole bound to `epp-serviceaccount` in each namespace with an endpoint picker.
+    #[arg(long)]
+    pub epp_cluster_role_name: Option<String>,
+    /// Accepted for compatibility: profiling requests are not served by this operator.
+    #[arg(long)]
+    pub dgdr_profiling_cluster_role_name: Option<String>,
 }
 
 /// What component pods are given.
@@ -224,6 +234,14 @@ impl Args {
             istio_virtual_service_gateway: set(&ingress.istio_virtual_service_gateway),
             virtual_service_supports_https: ingress.virtual_service_supports_https,
             restricted_security_context: components.enable_restricted_security_context,
+            workload_roles: match self.restricted_namespace() {
+                // The chart creates the planner and EPP identities of a restricted install.
+                Some(_) => None,
+                None => Some(WorkloadRoles {
+                    planner: set(&self.scope.planner_cluster_role_name),
+                    epp: set(&self.scope.epp_cluster_role_name),
+                }),
+            },
         }
     }
 
@@ -291,6 +309,26 @@ mod tests {
         );
         assert_eq!(args.restricted_namespace(), None);
         assert_eq!(args.metrics_secure_bind_address(), None);
+    }
+
+    #[test]
+    fn workload_roles_apply_to_cluster_wide_installs_only() {
+        let flags = [
+            "dynamo-operator",
+            "--planner-cluster-role-name=d-planner",
+            "--epp-cluster-role-name=",
+        ];
+        let cluster_wide = Args::parse_from(flags).config();
+        assert_eq!(
+            cluster_wide.workload_roles,
+            Some(WorkloadRoles {
+                planner: Some("d-planner".into()),
+                epp: None,
+            })
+        );
+        let restricted =
+            Args::parse_from(flags.iter().copied().chain(["--restrictedNamespace=team"]));
+        assert_eq!(restricted.config().workload_roles, None);
     }
 
     #[test]

@@ -12,10 +12,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use dynamo_api::labels::label;
-use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
+use dynamo_api::v1alpha1::{
+    DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentScalingAdapter,
+};
 use futures::Stream;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
@@ -35,6 +37,12 @@ pub fn owned() -> watcher::Config {
 /// Base-model Services and their EndpointSlices (they belong to no single graph).
 pub fn by_model() -> watcher::Config {
     watcher::Config::default().labels(label::BASE_MODEL_HASH)
+}
+
+/// Pods of components (their Deployment's selector label), read to say why one is not
+/// available.
+pub fn component_pods() -> watcher::Config {
+    watcher::Config::default().labels(label::SELECTOR)
 }
 
 /// Everything of a kind in the watched scope.
@@ -119,6 +127,10 @@ declare_caches! {
     components: DynamoComponentDeployment,
     /// EndpointSlices of base-model Services: the pods serving each base model.
     model_endpoints: EndpointSlice,
+    /// Component pods, status only (see [`component_pods`]).
+    pods: Pod,
+    /// Scaling adapters (the adapter controller's own watch, read by the graph controller).
+    adapters: DynamoGraphDeploymentScalingAdapter,
     }
     children {
         /// A component's workload.
@@ -143,13 +155,29 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Default,
 {
+    lean_stream_with(api, config, writer, |_| {})
+}
+
+/// [`lean_stream`], with `trim` applied to each object before it enters the cache.
+pub fn lean_stream_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: Writer<K>,
+    trim: impl FnMut(&mut K) + Send + 'static,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Default,
+{
+    let mut trim = trim;
     watcher(api, config.page_size(100).any_semantic())
         .default_backoff()
-        .modify(|object| {
+        .modify(move |object| {
             object.managed_fields_mut().clear();
             object
                 .annotations_mut()
                 .remove("kubectl.kubernetes.io/last-applied-configuration");
+            trim(object);
         })
         .reflect(writer)
 }

@@ -52,6 +52,20 @@ impl<K: Resource + DeserializeOwned> Compact<K> {
     }
 }
 
+impl<K> Compact<K> {
+    /// Drops top-level fields the cache never reads (a pod's `spec`, say).
+    pub fn strip(&mut self, fields: &[&str]) {
+        let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(&self.rest) else {
+            return;
+        };
+        if fields.iter().any(|field| object.remove(*field).is_some())
+            && let Ok(rest) = serde_json::to_string(&object)
+        {
+            self.rest = rest.into_boxed_str();
+        }
+    }
+}
+
 impl<'de, K> Deserialize<'de> for Compact<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut object = Map::<String, Value>::deserialize(deserializer)?;

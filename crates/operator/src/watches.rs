@@ -12,17 +12,18 @@ use dynamo_api::labels::label;
 use dynamo_api::v1alpha1::{DynamoGraphDeployment, DynamoModel};
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt};
 
-use crate::caches::{all, by_model, lean_stream};
+use crate::caches::{all, by_model, component_pods, lean_stream, lean_stream_with};
 use crate::compact::Compact;
 use crate::context::{Background, Context};
 use crate::controllers::graph::Graphs;
 use crate::controllers::reconcile::error_policy;
-use crate::controllers::{component, graph, model};
+use crate::controllers::{component, graph, model, scaling};
 use crate::desired::model::model_hash;
 
 /// Bounded parallel reconciles (memory stays flat with many objects; API latency, not CPU,
@@ -63,13 +64,39 @@ pub async fn run(
                 }
             }
         });
-    let component_controller = Controller::for_stream(components, caches.components.clone());
+    // Pods, status only: a pod's change reconciles its component (named by the selector label).
+    let pods = lean_stream_with(
+        context.scoped(),
+        component_pods(),
+        writers.pods,
+        |pod: &mut Compact<Pod>| {
+            pod.annotations_mut().clear();
+            pod.strip(&["spec"]);
+        },
+    )
+    .applied_objects();
+    let component_controller = Controller::for_stream(components, caches.components.clone())
+        .watches_stream(pods, |pod: Compact<Pod>| {
+            let component = pod.labels().get(label::SELECTOR)?.clone();
+            Some(ObjectRef::new(&component).within(&pod.namespace()?))
+        });
     let component_controller = writers
         .children
         .watch(component_controller, &context)
         .with_config(controller_config())
         .graceful_shutdown_on(shutdown.clone())
         .run(component::reconcile, error_policy, context.clone())
+        .for_each(|_| async {});
+
+    // Scaling adapters: their own changes (HPA writing the scale subresource), and those the
+    // graph controller finds out of step with their service.
+    let (adapter_triggers, adapter_changes) = mpsc::unbounded();
+    let adapters = lean_stream(context.scoped(), all(), writers.adapters).applied_objects();
+    let adapter_controller = Controller::for_stream(adapters, caches.adapters.clone())
+        .reconcile_on(adapter_changes)
+        .with_config(controller_config())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(scaling::reconcile, error_policy, context.clone())
         .for_each(|_| async {});
 
     let graphs = lean_stream(context.scoped(), all(), writers.graphs).applied_objects();
@@ -80,7 +107,7 @@ pub async fn run(
         .run(
             graph::reconcile,
             error_policy,
-            Arc::new(Graphs::new(context.clone())),
+            Arc::new(Graphs::new(context.clone(), adapter_triggers)),
         )
         .for_each(|_| async {});
 
@@ -113,7 +140,12 @@ pub async fn run(
     tokio::spawn(publisher.run(context.client.clone()));
     tokio::spawn(signal_ready(context.clone(), ready));
     tokio::spawn(crate::inventory::count_resources(context.clone()));
-    tokio::join!(graph_controller, component_controller, model_controller);
+    tokio::join!(
+        graph_controller,
+        component_controller,
+        model_controller,
+        adapter_controller
+    );
 }
 
 /// The graphs a component's controller owner references name.

@@ -239,7 +239,7 @@ async fn write_statuses(
     let mut updated = Vec::new();
     for deployment in deployments {
         let mut live = components.get(&deployment.name_any()).await?;
-        let status = component_status(&live, Some(deployment), None);
+        let status = component_status(&live, Some(deployment), None, None);
         writes.one();
         components
             .patch_status(

@@ -5,16 +5,20 @@ pub mod component_type;
 mod extra_pod_spec;
 mod graph_deployment;
 mod model;
+mod scaling_adapter;
 mod shared;
 mod status;
+mod worker_metadata;
 
 pub use component_deployment::*;
 pub use component_type::ComponentType;
 pub use extra_pod_spec::ExtraPodSpec;
 pub use graph_deployment::*;
 pub use model::*;
+pub use scaling_adapter::*;
 pub use shared::*;
 pub use status::*;
+pub use worker_metadata::*;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

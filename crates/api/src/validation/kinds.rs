@@ -99,7 +99,13 @@ mod tests {
         ] {
             assert_eq!(with_kind(kind, KindName).as_deref(), Some(kind));
         }
-        for other in ["Deployment", "dynamographdeployment", ""] {
+        for other in [
+            "Deployment",
+            "dynamographdeployment",
+            "DynamoGraphDeploymentScalingAdapter",
+            "DynamoWorkerMetadata",
+            "",
+        ] {
             assert_eq!(with_kind(other, KindName), None, "{other:?}");
         }
     }

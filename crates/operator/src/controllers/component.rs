@@ -5,9 +5,10 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dynamo_api::labels::label;
 use dynamo_api::v1alpha1::{ComponentType, DynamoComponentDeployment};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
@@ -20,7 +21,9 @@ use crate::apply::{Change, owned_by};
 use crate::caches::{cached, decoded};
 use crate::compact::Compact;
 use crate::context::Context;
+use crate::desired::diagnosis::unavailable_cause;
 use crate::desired::status::{AVAILABLE, Verdict, component_status, holds};
+use crate::desired::workload::is_deployment_ready;
 use crate::desired::{model, pod, workload};
 
 const KIND: &str = "DynamoComponentDeployment";
@@ -110,7 +113,7 @@ async fn apply(
             let message = e.to_string();
             context.warning(component, "ReconcileFailed", message.clone());
             let failure = Verdict::new(false, e.reason(), message);
-            let status = component_status(component, None, Some(failure));
+            let status = component_status(component, None, Some(failure), None);
             context
                 .applier
                 .write_status(&api, &name, component.status.as_ref(), &status)
@@ -119,6 +122,51 @@ async fn apply(
         }
     };
 
+    let deployment = match sync_children(component, namespace, context, template).await {
+        Ok(deployment) => deployment,
+        Err(e) if e.refusal().is_some() => {
+            // The user's spec produced a child the API server will not store: say so where
+            // the user looks (component and graph status), and keep retrying with backoff in
+            // case a webhook or quota, not the spec, was the obstacle.
+            let refusal = e.refusal().map(|r| r.message.as_str()).unwrap_or_default();
+            let message = format!("the API server refused a child object: {refusal}");
+            context.warning(component, "ChildRefused", message.clone());
+            let failure = Verdict::new(false, "ChildRefused", message);
+            let status = component_status(component, None, Some(failure), None);
+            context
+                .applier
+                .write_status(&api, &name, component.status.as_ref(), &status)
+                .await?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+
+    let cause = (!is_deployment_ready(&deployment))
+        .then(|| unavailable_cause(Some(&deployment), &pods_of(context, namespace, &name)))
+        .flatten();
+    let status = component_status(component, Some(&deployment), None, cause);
+    let ready = holds(status.conditions.as_deref(), AVAILABLE);
+    context
+        .applier
+        .write_status(&api, &name, component.status.as_ref(), &status)
+        .await?;
+    Ok(if ready {
+        Action::requeue(RESYNC)
+    } else {
+        Action::requeue(Duration::from_secs(60))
+    })
+}
+
+/// Applies the component's Deployment, Service, Ingress, VirtualService and model Service; the
+/// Deployment as it is now.
+async fn sync_children(
+    component: &DynamoComponentDeployment,
+    namespace: &str,
+    context: &Context,
+    template: k8s_openapi::api::core::v1::PodTemplateSpec,
+) -> Result<Deployment, Error> {
+    let name = component.name_any();
     let deployments: Api<Deployment> = Api::namespaced(context.client.clone(), namespace);
     let desired = workload::deployment(component, template);
     let live = cached(&context.caches.deployments, namespace, &name);
@@ -154,17 +202,24 @@ async fn apply(
     }
     sync_model_service(context, component, &services).await?;
 
-    let status = component_status(component, Some(&deployment), None);
-    let ready = holds(status.conditions.as_deref(), AVAILABLE);
-    context
-        .applier
-        .write_status(&api, &name, component.status.as_ref(), &status)
-        .await?;
-    Ok(if ready {
-        Action::requeue(RESYNC)
-    } else {
-        Action::requeue(Duration::from_secs(60))
-    })
+    Ok(deployment)
+}
+
+/// The cached pods of component `name` (status only).
+fn pods_of(context: &Context, namespace: &str, name: &str) -> Vec<Pod> {
+    let mut pods: Vec<Pod> = context
+        .caches
+        .pods
+        .state()
+        .into_iter()
+        .filter(|pod| {
+            pod.namespace().as_deref() == Some(namespace)
+                && pod.labels().get(label::SELECTOR).map(String::as_str) == Some(name)
+        })
+        .filter_map(|pod| decoded(&pod))
+        .collect();
+    pods.sort_by_key(|pod| pod.name_any());
+    pods
 }
 
 /// The headless Service of the component's base model (`modelRef`), shared with every other

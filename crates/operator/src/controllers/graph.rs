@@ -5,14 +5,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use dynamo_api::v1alpha1::{
+    DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentScalingAdapter,
+    RestartPhase,
+};
+use futures::channel::mpsc;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
-use kube::{Api, Resource, ResourceExt};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
 
 use super::component::announce;
+use super::identities::{ensure_discovery_identity, ensure_workload_identities};
 use super::reconcile::{Error, no_cleanup, reconcile as reconcile_object};
 use crate::apply::owned_by;
 use crate::caches::decoded;
@@ -21,7 +26,8 @@ use crate::context::Context;
 use crate::desired::config::DiscoveryBackend;
 use crate::desired::graph::desired_components;
 use crate::desired::pvc::{ClaimPlan, claim_plan};
-use crate::desired::rbac::discovery_rbac;
+use crate::desired::restart::{RestartPlan, component_rollout, plan_restart, stamp_restarts};
+use crate::desired::scaling::{Scaling, desired_adapters, scaling};
 use crate::desired::status::{SUCCESSFUL, graph_failed, graph_status};
 
 const KIND: &str = "DynamoGraphDeployment";
@@ -34,14 +40,20 @@ const IDENTITY_TTL: Duration = Duration::from_secs(60);
 /// The graph controller: the shared context and what only this controller remembers.
 pub struct Graphs {
     context: Arc<Context>,
+    /// Adapters whose graph service no longer has their replicas, for the adapter controller.
+    adapters: mpsc::UnboundedSender<ObjectRef<Compact<DynamoGraphDeploymentScalingAdapter>>>,
     /// When each graph's discovery identity was last ensured, by graph uid.
     identities: Mutex<HashMap<String, Instant>>,
 }
 
 impl Graphs {
-    pub fn new(context: Arc<Context>) -> Self {
+    pub fn new(
+        context: Arc<Context>,
+        adapters: mpsc::UnboundedSender<ObjectRef<Compact<DynamoGraphDeploymentScalingAdapter>>>,
+    ) -> Self {
         Graphs {
             context,
+            adapters,
             identities: Mutex::default(),
         }
     }
@@ -89,7 +101,24 @@ pub async fn reconcile(
     .await
 }
 
+/// Converges the graph; a child the API server refuses is reported in the graph's status (and
+/// retried with backoff, in case a webhook or quota rather than the spec was the obstacle).
 async fn apply(
+    graph: &DynamoGraphDeployment,
+    namespace: &str,
+    graphs: &Graphs,
+) -> Result<Action, Error> {
+    let result = converge(graph, namespace, graphs).await;
+    if let Some(refusal) = result.as_ref().err().and_then(Error::refusal) {
+        let context = graphs.context.as_ref();
+        let api: Api<DynamoGraphDeployment> = Api::namespaced(context.client.clone(), namespace);
+        let message = format!("the API server refused an object: {}", refusal.message);
+        fail(graph, &api, context, message).await?;
+    }
+    result
+}
+
+async fn converge(
     graph: &DynamoGraphDeployment,
     namespace: &str,
     graphs: &Graphs,
@@ -109,31 +138,145 @@ async fn apply(
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
 
-    let discovery = context
-        .config
-        .effective_discovery_backend(graph.metadata.annotations.as_ref());
     let uid = graph.uid().unwrap_or_default();
-    if discovery == DiscoveryBackend::Kubernetes
-        && !graphs.identity_recent(&uid)
-        && let Err(e) = ensure_discovery_identity(graph, namespace, context).await
+    if !graphs.identity_recent(&uid)
+        && let Err(e) = ensure_identities(graph, namespace, context).await
     {
         // Not ensured after all: look again next time.
         graphs.forget_identity(&uid);
         return Err(e);
     }
 
-    let applied = sync_components(graph, namespace, context, &uid, desired).await?;
-    let status = graph_status(graph, &applied);
+    sync_adapters(graph, namespace, graphs, &uid).await?;
+    let existing = owned_components(context, namespace, &uid);
+    let mut desired = desired;
+    let restart = restart_step(graph, &desired, &existing);
+    stamp_restarts(&mut desired, &restart);
+    let applied = sync_components(graph, namespace, context, desired, existing).await?;
+    let mut status = graph_status(graph, &applied);
+    let restart_pending = restart
+        .status
+        .as_ref()
+        .is_some_and(|r| r.phase == Some(RestartPhase::Pending));
+    status.restart = restart.status;
     let ready = status.state.as_deref() == Some(SUCCESSFUL);
     context
         .applier
         .write_status(&api, &graph.name_any(), graph.status.as_ref(), &status)
         .await?;
-    Ok(Action::requeue(if ready {
+    Ok(Action::requeue(if restart_pending {
+        // Recorded; the next reconcile starts it.
+        Duration::from_secs(1)
+    } else if ready {
         RESYNC
     } else {
         Duration::from_secs(60)
     }))
+}
+
+/// Creates the adapters of services with `scalingAdapter.enabled` (an adapter that exists keeps
+/// its replicas), deletes the others the graph owns, and hands adapters whose service differs
+/// from them to the adapter controller.
+async fn sync_adapters(
+    graph: &DynamoGraphDeployment,
+    namespace: &str,
+    graphs: &Graphs,
+    uid: &str,
+) -> Result<(), Error> {
+    let context = graphs.context.as_ref();
+    let mut existing: BTreeMap<String, Arc<Compact<DynamoGraphDeploymentScalingAdapter>>> = context
+        .caches
+        .adapters
+        .state()
+        .into_iter()
+        .filter(|a| a.namespace().as_deref() == Some(namespace) && owned_by(a.as_ref(), uid))
+        .map(|a| (a.name_any(), a))
+        .collect();
+    let desired = desired_adapters(graph).unwrap_or_default();
+    if desired.is_empty() && existing.is_empty() {
+        return Ok(());
+    }
+    let api: Api<DynamoGraphDeploymentScalingAdapter> =
+        Api::namespaced(context.client.clone(), namespace);
+    for adapter in desired {
+        match existing.remove(&adapter.name_any()) {
+            Some(live) => {
+                let in_sync = decoded(&live)
+                    .is_some_and(|live| scaling(&live, Some(graph)) == Scaling::InSync);
+                if !in_sync {
+                    let _ = graphs
+                        .adapters
+                        .unbounded_send(ObjectRef::from_obj(live.as_ref()));
+                }
+            }
+            None => {
+                context.applier.count_write();
+                match api.create(&PostParams::default(), &adapter).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let note = format!("Created {KIND_OF_ADAPTER} {}", adapter.name_any());
+                context.normal(graph, &format!("Create{KIND_OF_ADAPTER}"), note);
+            }
+        }
+    }
+    // What is left belongs to services that are gone or no longer scaled by an adapter.
+    for stale in existing.into_values().filter_map(|a| decoded(&a)) {
+        context.applier.delete(&api, &stale).await?;
+        let note = format!("Deleted {KIND_OF_ADAPTER} {}", stale.name_any());
+        context.normal(graph, "AdapterDeleted", note);
+    }
+    Ok(())
+}
+
+const KIND_OF_ADAPTER: &str = "DynamoGraphDeploymentScalingAdapter";
+
+/// The graph's components as the component controller's cache holds them, by name (no API
+/// calls).
+fn owned_components(
+    context: &Context,
+    namespace: &str,
+    uid: &str,
+) -> BTreeMap<String, DynamoComponentDeployment> {
+    context
+        .caches
+        .components
+        .state()
+        .into_iter()
+        .filter(|c| c.namespace().as_deref() == Some(namespace) && owned_by(c.as_ref(), uid))
+        .filter_map(|c| decoded(&c))
+        .map(|c| (c.name_any(), c))
+        .collect()
+}
+
+/// The next step of the graph's rolling restart, from where each service's component stands.
+fn restart_step(
+    graph: &DynamoGraphDeployment,
+    desired: &[DynamoComponentDeployment],
+    existing: &BTreeMap<String, DynamoComponentDeployment>,
+) -> RestartPlan {
+    let services = desired
+        .iter()
+        .map(|component| {
+            let service = component
+                .spec
+                .shared
+                .service_name
+                .clone()
+                .unwrap_or_default();
+            let rollout = existing
+                .get(&component.name_any())
+                .map(component_rollout)
+                .unwrap_or_default();
+            (service, rollout)
+        })
+        .collect();
+    plan_restart(
+        graph.spec.restart.as_ref(),
+        graph.status.as_ref().and_then(|s| s.restart.as_ref()),
+        &services,
+    )
 }
 
 /// Applies the desired components and deletes those of removed services; the components as
@@ -142,21 +285,11 @@ async fn sync_components(
     graph: &DynamoGraphDeployment,
     namespace: &str,
     context: &Context,
-    uid: &str,
     desired: Vec<DynamoComponentDeployment>,
+    mut existing: BTreeMap<String, DynamoComponentDeployment>,
 ) -> Result<Vec<DynamoComponentDeployment>, Error> {
     let components: Api<DynamoComponentDeployment> =
         Api::namespaced(context.client.clone(), namespace);
-    // The component controller's cache: every component in scope, without API calls.
-    let mut existing: BTreeMap<String, DynamoComponentDeployment> = context
-        .caches
-        .components
-        .state()
-        .into_iter()
-        .filter(|c| c.namespace().as_deref() == Some(namespace) && owned_by(c.as_ref(), uid))
-        .filter_map(|c| decoded(&c))
-        .map(|c| (c.name_any(), c))
-        .collect();
 
     let mut applied = Vec::with_capacity(desired.len());
     for component in &desired {
@@ -185,45 +318,20 @@ async fn sync_components(
 
 const KIND_OF_COMPONENT: &str = "DynamoComponentDeployment";
 
-/// The ServiceAccount, Role and RoleBinding component pods run as under Kubernetes discovery.
-async fn ensure_discovery_identity(
+/// The planner and EPP identities of the namespace, and the graph's discovery identity under
+/// Kubernetes discovery.
+async fn ensure_identities(
     graph: &DynamoGraphDeployment,
     namespace: &str,
     context: &Context,
 ) -> Result<(), Error> {
-    let (account, role, binding) = discovery_rbac(graph);
-    let client = &context.client;
-    ensure_named(
-        context,
-        &Api::<ServiceAccount>::namespaced(client.clone(), namespace),
-        &account,
-    )
-    .await?;
-    ensure_named(
-        context,
-        &Api::<Role>::namespaced(client.clone(), namespace),
-        &role,
-    )
-    .await?;
-    ensure_named(
-        context,
-        &Api::<RoleBinding>::namespaced(client.clone(), namespace),
-        &binding,
-    )
-    .await?;
-    Ok(())
-}
-
-async fn ensure_named<K>(context: &Context, api: &Api<K>, desired: &K) -> Result<(), Error>
-where
-    K: Resource<DynamicType = ()>
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + Clone
-        + std::fmt::Debug,
-{
-    let live = api.get_opt(&desired.name_any()).await?;
-    context.applier.ensure(api, desired, live.as_ref()).await?;
+    ensure_workload_identities(graph, namespace, context).await?;
+    let discovery = context
+        .config
+        .effective_discovery_backend(graph.metadata.annotations.as_ref());
+    if discovery == DiscoveryBackend::Kubernetes {
+        ensure_discovery_identity(graph, namespace, context).await?;
+    }
     Ok(())
 }
 

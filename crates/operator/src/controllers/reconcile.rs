@@ -35,6 +35,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The API server's answer when it refused an object for what it is (bad request,
+    /// forbidden, invalid), not for a passing failure.
+    pub fn refusal(&self) -> Option<&kube::core::Status> {
+        match self {
+            Error::Kube(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => {
+                Some(status)
+            }
+            _ => None,
+        }
+    }
+
     /// Label of the `dynamo_operator_reconcile_errors_total` metric.
     pub fn error_type(&self) -> &'static str {
         match self {

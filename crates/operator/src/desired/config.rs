@@ -72,6 +72,17 @@ pub struct OperatorConfig {
     pub virtual_service_supports_https: bool,
     /// Pods get the `restricted` Pod Security Standard settings.
     pub restricted_security_context: bool,
+    /// Cluster-wide mode: the operator creates the planner and EPP identities in graph
+    /// namespaces, bound to these ClusterRoles. `None` in restricted mode.
+    pub workload_roles: Option<WorkloadRoles>,
+}
+
+/// ClusterRoles of the per-namespace planner and EPP ServiceAccounts (`--planner-cluster-role-name`,
+/// `--epp-cluster-role-name`); a missing one leaves its ServiceAccount without a binding.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkloadRoles {
+    pub planner: Option<String>,
+    pub epp: Option<String>,
 }
 
 impl OperatorConfig {

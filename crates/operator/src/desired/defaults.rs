@@ -27,7 +27,7 @@ pub const EPP_METRICS_PORT: i32 = 9090;
 /// The default container and pod settings of one component type.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ComponentDefaults {
-    /// The `main` container: command (frontend only), ports, env and probes.
+    /// The `main` container: command and args (frontend only), ports, env and probes.
     pub container: Container,
     /// Service account the type needs, if any.
     pub service_account_name: Option<String>,
@@ -50,7 +50,10 @@ pub fn component_defaults(component_type: Option<&ComponentType>) -> ComponentDe
     let mut service_account_name = None;
     match component_type {
         Some(ComponentType::Frontend) => {
-            container.command = Some(strings(&["python3", "-m", "dynamo.frontend"]));
+            // Split as upstream: a manifest that sets only `args` (`-m dynamo.frontend
+            // --router-mode kv`) keeps `python3`; one that sets only `command` keeps these args.
+            container.command = Some(strings(&["python3"]));
+            container.args = Some(strings(&["-m", "dynamo.frontend"]));
             container.ports = Some(vec![port("http", FRONTEND_PORT)]);
             container.env = Some(vec![
                 env("DYNAMO_PORT", &FRONTEND_PORT.to_string()),

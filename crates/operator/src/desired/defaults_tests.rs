@@ -54,16 +54,25 @@ fn ports_and_service_accounts_per_component_type() {
             service_account,
             "{component_type:?}"
         );
-        let only_frontend_has_a_command =
-            defaults.container.command.is_some() == (component_type == Some("frontend"));
-        assert!(only_frontend_has_a_command, "{component_type:?}");
+        let is_frontend = component_type == Some("frontend");
+        assert_eq!(
+            defaults.container.command.is_some(),
+            is_frontend,
+            "{component_type:?}"
+        );
+        assert_eq!(
+            defaults.container.args.is_some(),
+            is_frontend,
+            "{component_type:?}"
+        );
     }
 }
 
 #[test]
 fn frontend_defaults() {
     let c = component_defaults(Some(&ComponentType::from("frontend"))).container;
-    assert_eq!(c.command.unwrap(), vec!["python3", "-m", "dynamo.frontend"]);
+    assert_eq!(c.command.unwrap(), vec!["python3"]);
+    assert_eq!(c.args.unwrap(), vec!["-m", "dynamo.frontend"]);
     assert_eq!(
         env_map(&component_defaults(Some(&ComponentType::from("frontend"))).container),
         vec![
@@ -180,4 +189,49 @@ fn operator_env_only_when_configured() {
         names,
         ["NATS_SERVER", "ETCD_ENDPOINTS", "PROMETHEUS_ENDPOINT"]
     );
+}
+
+#[test]
+fn frontend_command_and_args_override() {
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    // (user command, user args, resulting command line)
+    type Case<'a> = (Option<&'a [&'a str]>, Option<&'a [&'a str]>, &'a str);
+    let cases: [Case; 6] = [
+        (None, None, "python3 -m dynamo.frontend"),
+        (
+            None,
+            Some(&["-m", "dynamo.frontend", "--router-mode", "kv"]),
+            "python3 -m dynamo.frontend --router-mode kv",
+        ),
+        // Command only: it brings its own arguments (upstream would append the default ones).
+        (Some(&["my-frontend"]), None, "my-frontend"),
+        (
+            Some(&["python3", "-m", "dynamo.frontend", "--router-mode", "kv"]),
+            None,
+            "python3 -m dynamo.frontend --router-mode kv",
+        ),
+        (
+            Some(&["python3", "-m", "dynamo.frontend"]),
+            Some(&["--router-mode", "kv"]),
+            "python3 -m dynamo.frontend --router-mode kv",
+        ),
+        // Empty lists are "not set", as upstream.
+        (Some(&[]), Some(&[]), "python3 -m dynamo.frontend"),
+    ];
+    let defaults = component_defaults(Some(&ComponentType::from("frontend"))).container;
+    for (command, args, expected) in cases {
+        let user = Container {
+            command: command.map(strings),
+            args: args.map(strings),
+            ..Default::default()
+        };
+        let merged = crate::desired::merge::merge_container(&defaults, &user).unwrap();
+        let line: Vec<String> = merged
+            .command
+            .into_iter()
+            .chain(merged.args)
+            .flatten()
+            .collect();
+        assert_eq!(line.join(" "), expected, "{command:?} {args:?}");
+    }
 }

@@ -12,7 +12,9 @@ use dynamo_api::v1alpha1::{
 };
 
 use super::merge::merge_env;
-use super::naming::{PLANNER_SERVICE_ACCOUNT, component_name, dynamo_namespace};
+use super::naming::{
+    EPP_SERVICE_ACCOUNT, PLANNER_SERVICE_ACCOUNT, component_name, dynamo_namespace,
+};
 use super::{BuildError, OperatorConfig, controller_ref, namespace_of};
 
 /// Graph annotations copied into every component's `spec.annotations` (the graph's value wins).
@@ -103,26 +105,28 @@ fn apply_component_type_defaults(
     graph: &str,
     config: &OperatorConfig,
 ) {
-    match spec.component_type() {
-        Some(ComponentType::Planner) => {
-            let pod = spec
-                .extra_pod_spec
-                .get_or_insert_default()
-                .pod_spec
-                .get_or_insert_default();
-            if pod
-                .service_account_name
-                .as_deref()
-                .unwrap_or_default()
-                .is_empty()
-            {
-                pod.service_account_name = Some(PLANNER_SERVICE_ACCOUNT.to_owned());
-            }
+    let account = match spec.component_type() {
+        Some(ComponentType::Planner) => Some(PLANNER_SERVICE_ACCOUNT),
+        Some(ComponentType::Epp) => Some(EPP_SERVICE_ACCOUNT),
+        _ => None,
+    };
+    if let Some(account) = account {
+        let pod = spec
+            .extra_pod_spec
+            .get_or_insert_default()
+            .pod_spec
+            .get_or_insert_default();
+        if pod
+            .service_account_name
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            pod.service_account_name = Some(account.to_owned());
         }
-        Some(ComponentType::Frontend) if spec.ingress.is_none() => {
-            spec.ingress = Some(Box::new(default_ingress(graph, config)));
-        }
-        _ => {}
+    }
+    if spec.component_type() == Some(ComponentType::Frontend) && spec.ingress.is_none() {
+        spec.ingress = Some(Box::new(default_ingress(graph, config)));
     }
 }
 

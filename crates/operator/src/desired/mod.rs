@@ -12,9 +12,12 @@
 //! - [`rbac`], [`pvc`], [`model`]: the discovery identity, the graph's claims, base-model
 //!   Services and LoRA decisions.
 //! - [`status`]: the statuses of graphs, components and models.
+//! - [`diagnosis`]: the first concrete reason a component is not available, from the status of
+//!   its Deployment and pods.
 
 pub mod config;
 pub mod defaults;
+pub mod diagnosis;
 pub mod graph;
 pub mod merge;
 pub mod model;
@@ -23,6 +26,8 @@ pub mod pod;
 pub mod pvc;
 pub mod rbac;
 pub mod resources;
+pub mod restart;
+pub mod scaling;
 pub mod status;
 pub mod volumes;
 pub mod workload;

@@ -10,6 +10,8 @@ pub const SHARED_MEMORY_PATH: &str = "/dev/shm";
 pub const SHARED_MEMORY_DEFAULT_SIZE: &str = "8Gi";
 /// Service account of planner pods (created per namespace by the graph controller).
 pub const PLANNER_SERVICE_ACCOUNT: &str = "planner-serviceaccount";
+/// Service account of endpoint picker pods (created per namespace like the planner's).
+pub const EPP_SERVICE_ACCOUNT: &str = "epp-serviceaccount";
 /// Dynamo namespace of services with `globalDynamoNamespace: true`.
 pub const GLOBAL_DYNAMO_NAMESPACE: &str = "dynamo";
 /// Host suffix of Ingresses when neither the service nor the operator sets one.

@@ -100,14 +100,18 @@ impl<'a> ComponentService<'a> {
 /// The pod template of a component (see [`component_pod_template`] for a
 /// DynamoComponentDeployment).
 ///
-/// The `main` container starts from the defaults of its `componentType`; the user's
-/// `extraPodSpec.mainContainer` is merged over it (see [`super::merge`]); `livenessProbe` and
-/// `readinessProbe` from the spec replace the probes. Environment, lowest precedence first:
+/// The `main` container starts from the defaults of its `componentType`; a `main` entry of
+/// `extraPodSpec.containers`, then `extraPodSpec.mainContainer`, is merged over it field by
+/// field (probes keep their default handler unless the user names one; ports, mounts and env
+/// merge by key; see [`super::merge`]); `livenessProbe` and `readinessProbe` from the spec
+/// replace the probes wholesale, as upstream. Environment, lowest precedence first:
 /// operator-level variables < component defaults and injected `DYN_*`/`POD_*` <
 /// `mainContainer.env` < the service's `envs` (which already hold the graph's `envs` beneath
 /// them). The pod gets the PVC and shared-memory volumes, `envFromSecret`, resources, the
 /// default service account, grace period, restart policy and security context; then the user's
-/// `extraPodSpec` fields are merged over it and extra `containers` are appended.
+/// `extraPodSpec` fields are merged over it (volumes and image pull secrets by name, other
+/// lists replaced) and extra `containers` are appended. Generated mounts and volumes (claims,
+/// shared memory) are added last, unless the user's own already use the path or name.
 pub fn pod_template(
     service: &ServiceInput<'_>,
     config: &OperatorConfig,
@@ -148,6 +152,8 @@ pub fn pod_template(
         // Upstream's default command: args written for it are shell command lines.
         main.command = Some(vec!["/bin/sh".to_owned(), "-c".to_owned()]);
     }
+    // The service-level probes replace wholesale, as upstream (only `mainContainer` probes
+    // merge field by field).
     if let Some(probe) = &spec.liveness_probe {
         main.liveness_probe = Some((**probe).clone());
     }

@@ -48,8 +48,17 @@ fn every_component_type_gets_its_defaults() {
     for (component_type, command, first_port, probes) in cases {
         let template = pod_of(&format!("{{componentType: {component_type}}}"));
         let main = main_of(&template);
+        let command_line: Vec<&str> = main
+            .command
+            .iter()
+            .chain(&main.args)
+            .flatten()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
-            main.command.as_ref().map(|c| c.join(" ")).as_deref(),
+            Some(command_line.join(" "))
+                .filter(|c| !c.is_empty())
+                .as_deref(),
             command,
             "{component_type}"
         );
@@ -188,12 +197,8 @@ fn spec_probes_replace_the_defaults_wholesale() {
             "{componentType: frontend, readinessProbe: {exec: {command: ['true']}}}",
         ),
         (
-            "startupProbe",
-            "{componentType: worker, extraPodSpec: {mainContainer: {startupProbe: {exec: {command: ['true']}}}}}",
-        ),
-        (
             "livenessProbe",
-            "{componentType: worker, livenessProbe: {exec: {command: ['true']}}, extraPodSpec: {mainContainer: {livenessProbe: {tcpSocket: {port: 1}}}}}",
+            "{componentType: worker, livenessProbe: {exec: {command: ['true']}}, extraPodSpec: {mainContainer: {livenessProbe: {tcpSocket: {port: 1}, periodSeconds: 1}}}}",
         ),
     ];
     for (probe, service) in cases {
@@ -203,19 +208,145 @@ fn spec_probes_replace_the_defaults_wholesale() {
 }
 
 #[test]
+fn main_container_probes_merge_over_the_defaults() {
+    let worker_startup = |initial_delay: Value| {
+        json!({"httpGet": {"path": "/live", "port": "system"}, "initialDelaySeconds": initial_delay,
+               "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 720})
+    };
+    // (service yaml, probe, expected probe)
+    let cases = [
+        (
+            "{componentType: worker, extraPodSpec: {mainContainer: {startupProbe: {initialDelaySeconds: 120}}}}",
+            "startupProbe",
+            worker_startup(json!(120)),
+        ),
+        (
+            "{componentType: worker, extraPodSpec: {mainContainer: {startupProbe: {exec: {command: ['true']}}}}}",
+            "startupProbe",
+            json!({"exec": {"command": ["true"]}, "periodSeconds": 10, "timeoutSeconds": 5,
+                   "failureThreshold": 720}),
+        ),
+        (
+            "{componentType: frontend, extraPodSpec: {mainContainer: {readinessProbe: {httpGet: {path: /ready, port: http}, failureThreshold: 10}}}}",
+            "readinessProbe",
+            json!({"httpGet": {"path": "/ready", "port": "http"}, "initialDelaySeconds": 10,
+                   "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 10}),
+        ),
+        (
+            "{componentType: frontend, extraPodSpec: {mainContainer: {startupProbe: {tcpSocket: {port: http}}}}}",
+            "startupProbe",
+            json!({"tcpSocket": {"port": "http"}}),
+        ),
+    ];
+    for (service, probe, expected) in cases {
+        let main = json_of(main_of(&pod_of(service)));
+        assert_eq!(main[probe], expected, "{service}");
+    }
+}
+
+/// Upstream `examples/deployments/GKE/vllm/disagg.yaml` (v1alpha1), as a user applies it: a
+/// decode worker whose `startupProbe` sets only `initialDelaySeconds`.
+const UPSTREAM_GKE_VLLM_DISAGG: &str = r#"
+metadata:
+  name: vllm-disagg
+spec:
+  services:
+    Frontend:
+      componentType: frontend
+      replicas: 1
+      extraPodSpec:
+        mainContainer:
+          image: nvcr.io/nvidia/ai-dynamo/vllm-runtime:${VERSION}
+    VllmDecodeWorker:
+      envFromSecret: hf-token-secret
+      componentType: worker
+      subComponentType: decode
+      replicas: 1
+      resources:
+        limits:
+          gpu: "1"
+      extraPodSpec:
+        mainContainer:
+          startupProbe:
+            initialDelaySeconds: 180
+          image: nvcr.io/nvidia/ai-dynamo/vllm-runtime:${VERSION}
+          workingDir: /workspace/examples/backends/vllm
+          command:
+            - /bin/sh
+            - -c
+          args:
+          - |
+            export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:$LD_LIBRARY_PATH
+            export PATH=$PATH:/usr/local/nvidia/bin:/usr/local/nvidia/lib64
+            /sbin/ldconfig
+            python3 -m dynamo.vllm --model Qwen/Qwen3-0.6B
+    VllmPrefillWorker:
+      envFromSecret: hf-token-secret
+      componentType: worker
+      subComponentType: prefill
+      replicas: 1
+      resources:
+        limits:
+          gpu: "1"
+      extraPodSpec:
+        mainContainer:
+          image: nvcr.io/nvidia/ai-dynamo/vllm-runtime:${VERSION}
+          workingDir: /workspace/examples/backends/vllm
+          command:
+            - /bin/sh
+            - -c
+          args:
+          - |
+            export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:$LD_LIBRARY_PATH
+            export PATH=$PATH:/usr/local/nvidia/bin:/usr/local/nvidia/lib64
+            /sbin/ldconfig
+            python3 -m dynamo.vllm --model Qwen/Qwen3-0.6B --is-prefill-worker
+"#;
+
+#[test]
+fn upstream_gke_example_keeps_the_startup_probe_handler() {
+    let config = OperatorConfig::default();
+    let dgd = crate::desired::testing::graph(UPSTREAM_GKE_VLLM_DISAGG);
+    let template = |service: &str| build(&component(&dgd, service, &config), &config);
+    let decode = json_of(main_of(&template("VllmDecodeWorker")));
+    assert_eq!(
+        decode["startupProbe"],
+        json!({"httpGet": {"path": "/live", "port": "system"}, "initialDelaySeconds": 180,
+               "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 720})
+    );
+    assert_eq!(decode["command"], json!(["/bin/sh", "-c"]));
+    let prefill = json_of(main_of(&template("VllmPrefillWorker")));
+    assert_eq!(prefill["startupProbe"]["failureThreshold"], 720);
+    let frontend = json_of(main_of(&template("Frontend")));
+    assert_eq!(frontend["command"], json!(["python3"]));
+    assert_eq!(frontend["args"], json!(["-m", "dynamo.frontend"]));
+}
+
+#[test]
 fn main_container_overrides() {
     // (service yaml, expected command, expected args)
     type Case<'a> = (&'a str, Option<&'a [&'a str]>, Option<&'a [&'a str]>);
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         (
+            // Command only: it brings its own arguments.
             "{componentType: frontend, extraPodSpec: {mainContainer: {command: [my-frontend]}}}",
             Some(&["my-frontend"]),
             None,
         ),
         (
-            "{componentType: frontend, extraPodSpec: {mainContainer: {args: [--router-mode, kv]}}}",
+            "{componentType: frontend, extraPodSpec: {mainContainer: {args: [-m, dynamo.frontend, --router-mode, kv]}}}",
+            Some(&["python3"]),
+            Some(&["-m", "dynamo.frontend", "--router-mode", "kv"]),
+        ),
+        (
+            "{componentType: frontend, extraPodSpec: {mainContainer: {command: [python3, -m, dynamo.frontend], args: [--router-mode, kv]}}}",
             Some(&["python3", "-m", "dynamo.frontend"]),
             Some(&["--router-mode", "kv"]),
+        ),
+        (
+            "{componentType: frontend, extraPodSpec: {mainContainer: {command: [], args: []}}}",
+            Some(&["python3"]),
+            Some(&["-m", "dynamo.frontend"]),
         ),
         (
             "{componentType: worker, extraPodSpec: {mainContainer: {args: ['python3 -m dynamo.vllm']}}}",
@@ -241,6 +372,66 @@ fn main_container_overrides() {
     let template = pod_of("{extraPodSpec: {mainContainer: {image: 'img:1', workingDir: /w}}}");
     assert_eq!(main_of(&template).image.as_deref(), Some("img:1"));
     assert_eq!(main_of(&template).working_dir.as_deref(), Some("/w"));
+}
+
+#[test]
+fn named_lists_merge_by_key() {
+    // (service yaml, field of the main container or pod, expected list)
+    let cases = [
+        (
+            "{componentType: worker, extraPodSpec: {mainContainer: {ports: [{name: system, containerPort: 9345}, {name: nixl, containerPort: 5600}]}}}",
+            "ports",
+            json!([{"name": "system", "containerPort": 9345}, {"name": "nixl", "containerPort": 5600}]),
+        ),
+        (
+            "{componentType: frontend, extraPodSpec: {mainContainer: {ports: [{name: metrics, containerPort: 8081}]}}}",
+            "ports",
+            json!([{"name": "http", "containerPort": 8000, "protocol": "TCP"},
+                   {"name": "metrics", "containerPort": 8081}]),
+        ),
+        (
+            // The user's mount at /dev/shm wins; the generated shared-memory mount is not added.
+            "{extraPodSpec: {volumes: [{name: big-shm, emptyDir: {medium: Memory}}], mainContainer: {volumeMounts: [{name: big-shm, mountPath: /dev/shm}]}}}",
+            "volumeMounts",
+            json!([{"name": "big-shm", "mountPath": "/dev/shm"}]),
+        ),
+        (
+            // One volume at two paths: both mounts stay.
+            "{extraPodSpec: {mainContainer: {volumeMounts: [{name: shared-memory, mountPath: /tmp/shm}]}}}",
+            "volumeMounts",
+            json!([{"name": "shared-memory", "mountPath": "/tmp/shm"},
+                   {"name": "shared-memory", "mountPath": "/dev/shm"}]),
+        ),
+        (
+            "{extraPodSpec: {containers: [{name: main, volumeMounts: [{name: a, mountPath: /a}]}], mainContainer: {volumeMounts: [{name: b, mountPath: /a}, {name: c, mountPath: /c}]}}}",
+            "volumeMounts",
+            json!([{"name": "b", "mountPath": "/a"}, {"name": "c", "mountPath": "/c"},
+                   {"name": "shared-memory", "mountPath": "/dev/shm"}]),
+        ),
+        (
+            "{extraPodSpec: {mainContainer: {env: [{name: A, value: '1'}]}, containers: [{name: main, env: [{name: A, value: '0'}, {name: B, value: '2'}]}]}}",
+            "env",
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+        ),
+    ];
+    for (service, field, expected) in cases {
+        let mut main = json_of(main_of(&pod_of(service)));
+        if field == "env" {
+            let env = main[field].as_array_mut().unwrap();
+            env.retain(|v| ["A", "B"].contains(&v["name"].as_str().unwrap()));
+        }
+        assert_eq!(main[field], expected, "{service}");
+    }
+    let template = pod_of(
+        "{extraPodSpec: {imagePullSecrets: [{name: ngc}], volumes: [{name: shared-memory, emptyDir: {sizeLimit: 1Gi}}, {name: extra, emptyDir: {}}]}}",
+    );
+    let pod = json_of(template.spec.as_ref().unwrap());
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "ngc"}]));
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "shared-memory", "emptyDir": {"sizeLimit": "1Gi"}},
+               {"name": "extra", "emptyDir": {}}])
+    );
 }
 
 #[test]

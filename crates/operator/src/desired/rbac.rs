@@ -84,6 +84,60 @@ pub fn discovery_rbac(graph: &DynamoGraphDeployment) -> (ServiceAccount, Role, R
     (service_account, role, binding)
 }
 
+/// The ServiceAccount planner or EPP pods run as in a graph namespace, and its RoleBinding
+/// `<account>-binding` to `cluster_role` (none without one). Not owned by any graph: they
+/// serve every graph of the namespace and stay when a graph is deleted, as upstream.
+pub fn workload_identity(
+    namespace: &str,
+    account: &str,
+    cluster_role: Option<&str>,
+) -> (ServiceAccount, Option<RoleBinding>) {
+    let metadata = |name: String| ObjectMeta {
+        name: Some(name),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(
+            [
+                (label::MANAGED_BY, label::MANAGED_BY_VALUE),
+                ("app.kubernetes.io/component", "rbac"),
+                ("app.kubernetes.io/name", account),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ),
+        ..Default::default()
+    };
+    let service_account = ServiceAccount {
+        metadata: metadata(account.to_owned()),
+        ..Default::default()
+    };
+    let binding = cluster_role.map(|role| RoleBinding {
+        metadata: metadata(format!("{account}-binding")),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: role.to_owned(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: account.to_owned(),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        }]),
+    });
+    (service_account, binding)
+}
+
+/// Whether an existing object carries the operator's `managed-by` label: objects of the same
+/// name a user made are never changed.
+pub fn managed_by_operator(metadata: &ObjectMeta) -> bool {
+    metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(label::MANAGED_BY))
+        .is_some_and(|v| v == label::MANAGED_BY_VALUE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +171,30 @@ mod tests {
                 .iter()
                 .any(|r| r.resources.as_ref().unwrap()[0] == "endpointslices")
         );
+    }
+
+    #[test]
+    fn workload_identity_binds_the_cluster_role_and_has_no_owner() {
+        let (account, binding) =
+            workload_identity("team", "planner-serviceaccount", Some("d-planner"));
+        assert_eq!(account.name_any(), "planner-serviceaccount");
+        assert_eq!(account.metadata.namespace.as_deref(), Some("team"));
+        assert!(account.metadata.owner_references.is_none());
+        assert!(managed_by_operator(&account.metadata));
+        let binding = binding.unwrap();
+        assert_eq!(binding.name_any(), "planner-serviceaccount-binding");
+        assert_eq!(binding.role_ref.kind, "ClusterRole");
+        assert_eq!(binding.role_ref.name, "d-planner");
+        let subject = &binding.subjects.as_ref().unwrap()[0];
+        assert_eq!(
+            (subject.name.as_str(), subject.namespace.as_deref()),
+            ("planner-serviceaccount", Some("team"))
+        );
+        assert!(
+            workload_identity("team", "epp-serviceaccount", None)
+                .1
+                .is_none()
+        );
+        assert!(!managed_by_operator(&ObjectMeta::default()));
     }
 }

@@ -21,6 +21,13 @@ pub use dynamo_api::v1alpha1::condition_type::{
 };
 pub use dynamo_api::v1alpha1::graph_state::{FAILED, PENDING, SUCCESSFUL};
 
+/// `Available` reason of a component whose Deployment passed its progress deadline.
+pub const ROLLOUT_STALLED: &str = "ProgressDeadlineExceeded";
+/// `Available` reason of a component whose rollout is under way or waiting.
+pub const NOT_READY: &str = "DeploymentNotReady";
+/// `Available` message when nothing more concrete is known.
+const NOT_READY_MESSAGE: &str = "Deployment is not ready yet";
+
 /// What a condition says: its status (`True` when `holds`), reason and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
@@ -95,7 +102,12 @@ pub fn graph_status(
         let current = status.and_then(|s| s.observed_generation) == component.meta().generation;
         match available {
             Some(c) if c.status == "True" && current => {}
-            Some(c) => not_ready.push(format!("{}: {}", component.name_any(), c.reason)),
+            Some(c) => {
+                // The concrete cause when the component knows one, else its reason.
+                let concrete = current && !c.message.is_empty() && c.message != NOT_READY_MESSAGE;
+                let why = if concrete { &c.message } else { &c.reason };
+                not_ready.push(format!("{}: {why}", component.name_any()));
+            }
             None => not_ready.push(format!("{}: Reconciling", component.name_any())),
         }
         services.insert(
@@ -150,11 +162,13 @@ fn graph_verdict(
 }
 
 /// The component's status from its Deployment (`None` before there is one), or from a
-/// `failure` to build it (a reason and a message).
+/// `failure` to build or apply it (a reason and a message). `cause` says why a Deployment that
+/// is not ready is not (read from its pods).
 pub fn component_status(
     component: &DynamoComponentDeployment,
     deployment: Option<&Deployment>,
     failure: Option<Verdict>,
+    cause: Option<String>,
 ) -> DynamoComponentDeploymentStatus {
     let generation = component.meta().generation;
     let previous = component
@@ -168,7 +182,14 @@ pub fn component_status(
             ..failure
         },
         None if ready => Verdict::new(true, "DeploymentReady", "Deployment is ready"),
-        None => Verdict::new(false, "DeploymentNotReady", "Deployment is not ready yet"),
+        None => {
+            let reason = if deployment.is_some_and(rollout_stalled) {
+                ROLLOUT_STALLED
+            } else {
+                NOT_READY
+            };
+            Verdict::new(false, reason, cause.unwrap_or(NOT_READY_MESSAGE.into()))
+        }
     };
     let service = deployment.map(|d| {
         let status = d.status.clone().unwrap_or_default();
@@ -191,6 +212,22 @@ pub fn component_status(
         )])),
         service: service.or_else(|| component.status.as_ref().and_then(|s| s.service.clone())),
     }
+}
+
+/// The Deployment controller gave up waiting for the rollout (`Progressing=False`,
+/// `ProgressDeadlineExceeded`).
+fn rollout_stalled(deployment: &Deployment) -> bool {
+    deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.type_ == "Progressing"
+                && c.status == "False"
+                && c.reason.as_deref() == Some(ROLLOUT_STALLED)
+        })
 }
 
 /// A DynamoModel whose spec breaks a rule (possible with the webhook off): not `Valid`.

@@ -205,7 +205,7 @@ fn component_status_follows_the_deployment_unless_the_build_failed() {
     ];
     for case in cases {
         let dcd = component("a", None, 0);
-        let status = component_status(&dcd, case.deployment.as_ref(), case.failure);
+        let status = component_status(&dcd, case.deployment.as_ref(), case.failure, None);
         let available = &status.conditions.as_ref().unwrap()[0];
         assert_eq!(available.type_, AVAILABLE, "{}", case.name);
         assert_eq!(
@@ -237,7 +237,12 @@ fn component_status_keeps_the_last_replica_status_without_a_deployment() {
         replicas: 4,
         ..Default::default()
     });
-    let status = component_status(&dcd, None, Some(Verdict::new(false, "BuildFailed", "x")));
+    let status = component_status(
+        &dcd,
+        None,
+        Some(Verdict::new(false, "BuildFailed", "x")),
+        None,
+    );
     assert_eq!(status.service.unwrap().replicas, 4);
 }
 
@@ -375,4 +380,61 @@ fn an_invalid_model_is_not_valid_and_says_why() {
     );
     assert_eq!(valid.message, "spec.modelName: required");
     assert_eq!(status.endpoints, None);
+}
+
+#[test]
+fn a_not_ready_component_carries_the_cause_to_the_graph_message() {
+    let dcd = component("worker", None, 0);
+    let cause =
+        "pod g-worker-1 unschedulable: 0/4 nodes are available: 4 Insufficient nvidia.com/gpu.";
+    let mut stalled = deployment(1, 0, false);
+    stalled
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap()
+        .push(DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "False".into(),
+            reason: Some(ROLLOUT_STALLED.into()),
+            ..Default::default()
+        });
+    let cases = [
+        (deployment(1, 0, false), Some(cause), NOT_READY, cause),
+        (deployment(1, 0, false), None, NOT_READY, NOT_READY_MESSAGE),
+        (stalled, Some(cause), ROLLOUT_STALLED, cause),
+    ];
+    for (deployment, cause, reason, message) in cases {
+        let mut with_status = dcd.clone();
+        with_status.status = Some(component_status(
+            &dcd,
+            Some(&deployment),
+            None,
+            cause.map(str::to_owned),
+        ));
+        let available = &with_status
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(
+            (
+                available.status.as_str(),
+                available.reason.as_str(),
+                available.message.as_str()
+            ),
+            ("False", reason, message)
+        );
+        let graph = graph_status(&graph(), &[with_status]);
+        let ready = &graph.conditions.unwrap()[0];
+        let expected = match cause {
+            Some(cause) => format!("g-worker: {cause}"),
+            None => format!("g-worker: {reason}"),
+        };
+        assert_eq!(ready.message, expected);
+    }
 }

@@ -90,6 +90,16 @@ whether the API (given as "group/version/Kind") exists at install time. Call wit
 {{- include "dynamo-operator.fullname" . }}-controller-manager
 {{- end }}
 
+{{/* ClusterRoles the operator binds to `planner-serviceaccount` and `epp-serviceaccount` in each
+graph namespace (cluster-wide mode). */}}
+{{- define "dynamo-operator.plannerClusterRole" -}}
+{{- include "dynamo-operator.fullname" . }}-planner
+{{- end }}
+
+{{- define "dynamo-operator.eppClusterRole" -}}
+{{- include "dynamo-operator.fullname" . }}-epp
+{{- end }}
+
 {{- define "dynamo-operator.webhookServiceAccount" -}}
 {{- include "dynamo-operator.fullname" . }}-webhook
 {{- end }}
