@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real, container-less Kubernetes control plane for e2e tests and demos:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake
-# kubelet: one fake Node, pods become Running/Ready with IPs from the pod CIDR,
+# kubelet: fake GPU Nodes, pods become Running/Ready with IPs from the pod CIDR,
 # Job pods Succeeded), all inside a network namespace of their own.
 #
 #   hack/cluster.sh up      start (prints timings; fails cleanly, leaving nothing running)
@@ -29,6 +29,22 @@
 #   DYNAMO_E2E_IN_NETNS  set (non-empty) when already inside a dedicated netns (CI)
 #   DYNAMO_E2E_PORT_BASE first of 6 consecutive ports (default derived from the name)
 #   DYNAMO_E2E_KCM_CONTROLLERS  kube-controller-manager --controllers (default '*')
+#   DYNAMO_E2E_NODES     number of fake nodes kwok-node-0..N-1 (default 4, 1..100)
+#   DYNAMO_E2E_GPUS_PER_NODE  nvidia.com/gpu of each node (default 8, 1..64)
+#
+# Nodes: each has the labels GPU feature discovery sets on a real GPU node
+# (nvidia.com/gpu.present, .product NVIDIA-H100-80GB-HBM3, .count, .memory, .family)
+# and DYNAMO_E2E_GPUS_PER_NODE nvidia.com/gpu. Pods of our own images are run by
+# the node agent, which serves kwok-node-0 only; so every node after the first
+# carries the taint nvidia.com/gpu=present:NoSchedule (as GPU node pools often do),
+# and the API server's ExtendedResourceToleration admission plugin gives every pod
+# that requests nvidia.com/gpu the matching toleration. GPU pods spread over all
+# nodes; every other pod lands on kwok-node-0, as with a single node.
+#
+# Storage: kube-controller-manager's host-path provisioner (a directory under
+# /tmp/hostpath_pv per volume, a path built into it; nothing mounts it, kwok
+# starts no containers) behind the default StorageClass `standard`, binding
+# Immediate; it provisions ReadWriteOnce and ReadWriteMany claims alike.
 set -euo pipefail
 
 hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,12 +56,23 @@ name=${DYNAMO_E2E_CLUSTER:-dynamo}
   { echo "cluster.sh: invalid DYNAMO_E2E_CLUSTER '$name' ([a-z0-9-], max 20)" >&2; exit 2; }
 state=${DYNAMO_E2E_STATE:-/tmp/dynamo-e2e-$name}
 kc="$state/kubeconfig"
+# The node the node agent serves (and the only untainted one).
 node_name=kwok-node-0
+# Where the host-path provisioner puts volumes (fixed in kube-controller-manager).
+hostpath_root=/tmp/hostpath_pv
 
 log() { printf '[cluster %s %s] %s\n' "$name" "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 secs_since() { local d=$(( $(now_ms) - $1 )); printf '%d.%02d' $((d / 1000)) $((d % 1000 / 10)); }
+
+# count_from <variable> <default> <max>: a whole number 1..max from the environment, or exit
+# naming the variable.
+count_from() {
+  local var=$1 value=${!1:-$2} max=$3
+  if [[ $value =~ ^[1-9][0-9]{0,5}$ ]] && ((value <= max)); then echo "$value"; return; fi
+  die "$var must be a whole number from 1 to $max, not '$value'"
+}
 
 # Run a command in the cluster's netns (directly when we are already inside it).
 nsexec() {
@@ -73,8 +100,22 @@ stop_one() { # stop_one <component> <pid> <starttime>: TERM, wait up to 15 s, th
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+remove_volume_dirs() { # the host-path provisioner's directories of this cluster's volumes
+  local kubectl paths p in_netns=()
+  kubectl=${bin:-$(sed -n 's/^export DYNAMO_E2E_BIN=//p' "$state/env" 2>/dev/null)}/kubectl
+  [[ -x $kubectl && -f $kc ]] || return 0
+  [[ -f $state/netns ]] && in_netns=(ip netns exec "$(<"$state/netns")")
+  paths=$("${in_netns[@]}" timeout 5 "$kubectl" --kubeconfig "$kc" --request-timeout=3s get pv \
+    -o jsonpath='{range .items[*]}{.spec.hostPath.path}{"\n"}{end}' 2>/dev/null) || return 0
+  for p in $paths; do
+    # rmdir: only the empty directories the provisioner made (kwok pods write nothing).
+    [[ $p == "$hostpath_root"/* ]] && { rmdir "$p" 2>/dev/null || true; }
+  done
+}
+
 do_down() {
   local comp pid st l
+  remove_volume_dirs
   if [[ -f $state/pids ]]; then
     # One at a time, in reverse start order: clients, then kube-apiserver, then
     # etcd last (an apiserver whose etcd is gone hangs in its graceful shutdown).
@@ -252,11 +293,79 @@ setup_netns_links() { # inside the target netns: lo, advertise address, local ro
   nsexec ip route replace local "$POD_CIDR" dev lo
 }
 
+# The GPU feature discovery labels of an 8 x H100 node, with the configured count.
+gpu_product=NVIDIA-H100-80GB-HBM3
+gpu_memory_mib=81559
+gpu_family=hopper
+
+cluster_objects() { # the fake nodes, then the default StorageClass, as one YAML stream
+  local i node taints
+  for ((i = 0; i < nodes; i++)); do
+    node=kwok-node-$i
+    taints=""
+    ((i == 0)) || taints='
+spec:
+  taints:
+  - {key: nvidia.com/gpu, value: present, effect: NoSchedule}'
+    cat <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: $node
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: $node
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    nvidia.com/gpu.present: "true"
+    nvidia.com/gpu.product: $gpu_product
+    nvidia.com/gpu.count: "$gpus_per_node"
+    nvidia.com/gpu.memory: "$gpu_memory_mib"
+    nvidia.com/gpu.family: $gpu_family$taints
+status:
+  allocatable: {cpu: "224", memory: 2Ti, ephemeral-storage: 2Ti, pods: "110", nvidia.com/gpu: "$gpus_per_node", rdma/ib: "8"}
+  capacity: {cpu: "224", memory: 2Ti, ephemeral-storage: 2Ti, pods: "110", nvidia.com/gpu: "$gpus_per_node", rdma/ib: "8"}
+---
+EOF
+  done
+  cat <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF
+}
+
+# nodes_match ready|schedulable: all $nodes fake nodes exist and are Ready, or carry no taint
+# but their own (none on kwok-node-0, nvidia.com/gpu on the others).
+nodes_match() {
+  local want=$1 listing
+  listing=$(kctl get nodes -l type=kwok -o 'jsonpath={range .items[*]}{.metadata.name}|{.status.conditions[?(@.type=="Ready")].status}|{.spec.taints[*].key}{"\n"}{end}') || return 1
+  awk -F'|' -v want="$want" -v n="$nodes" -v first="$node_name" '
+    NF == 0 { next }
+    { seen++ }
+    want == "ready" && $2 != "True" { bad++ }
+    want == "schedulable" && $3 != ($1 == first ? "" : "nvidia.com/gpu") { bad++ }
+    END { exit !(seen == n && bad == 0) }' <<<"$listing"
+}
+
 do_up() {
   T0=$(now_ms)
   command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
   command -v ip >/dev/null || die "ip not found (apt-get install iproute2)"
   ((EUID == 0)) || die "must run as root (network namespaces)"
+  nodes=$(count_from DYNAMO_E2E_NODES 4 100) || exit 2
+  gpus_per_node=$(count_from DYNAMO_E2E_GPUS_PER_NODE 8 64) || exit 2
 
   if [[ -f $state/pids ]]; then
     local l comp pid st
@@ -350,7 +459,7 @@ do_up() {
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --authorization-mode=RBAC,Node \
-    --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,ResourceQuota \
+    --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,ResourceQuota,ExtendedResourceToleration \
     --allow-privileged=true \
     --enable-aggregator-routing=true \
     --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
@@ -369,6 +478,7 @@ do_up() {
     --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
     --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
+    --enable-hostpath-provisioner=true \
     --kube-api-qps=300 --kube-api-burst=600 --concurrent-deployment-syncs=10 --concurrent-replicaset-syncs=10
   # The default client rate limits (20 qps) make a few hundred Deployments take minutes; a
   # test cluster on loopback can take far more.
@@ -402,35 +512,18 @@ do_up() {
     --cidr="$POD_CIDR" --node-ip="$ADVERTISE_ADDRESS" --node-lease-duration-seconds=40 \
     --server-address="127.0.0.1:$P_KWOK"
 
-  # The one fake Node: no taint (charts' pods must schedule), kwok annotation.
-  kctl apply -f - >/dev/null <<EOF || fail kube-apiserver "could not create Node $node_name"
-apiVersion: v1
-kind: Node
-metadata:
-  name: $node_name
-  annotations:
-    kwok.x-k8s.io/node: fake
-    node.alpha.kubernetes.io/ttl: "0"
-  labels:
-    type: kwok
-    kubernetes.io/os: linux
-    kubernetes.io/arch: amd64
-    kubernetes.io/hostname: $node_name
-status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110", nvidia.com/gpu: "8", rdma/ib: "8"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110", nvidia.com/gpu: "8", rdma/ib: "8"}
-EOF
+  # The fake nodes (see the header for the taint on all but the first) and the default
+  # StorageClass, in one apply.
+  cluster_objects | kctl apply -f - >/dev/null || fail kube-apiserver "could not create the nodes and the StorageClass"
 
   # kcm/scheduler serve self-signed certs; -k is fine for a loopback health probe.
   wait_for kube-scheduler 60 healthy nsexec curl -fsSk "https://127.0.0.1:$P_SCHED/healthz"
   wait_for kube-controller-manager 60 healthy nsexec curl -fsSk "https://127.0.0.1:$P_KCM/healthz"
   wait_for kwok 60 healthy nsexec curl -fsS "http://127.0.0.1:$P_KWOK/healthz"
-  node_ready() { [[ $(kctl get node "$node_name" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]; }
-  wait_for kwok 60 "Ready: node/$node_name" node_ready
+  wait_for kwok 60 "Ready: $nodes nodes" nodes_match ready
   # TaintNodesByCondition adds not-ready:NoSchedule at creation; kcm's node
   # lifecycle controller removes it once Ready. Until then nothing schedules.
-  node_untainted() { [[ -z $(kctl get node "$node_name" -o 'jsonpath={.spec.taints}') ]]; }
-  wait_for kube-controller-manager 60 "untainted: node/$node_name" node_untainted
+  wait_for kube-controller-manager 60 "schedulable: $nodes nodes" nodes_match schedulable
   wait_for kube-controller-manager 60 "created: serviceaccount default/default" kctl -n default get sa default
 
   # The node agent runs the pods of our images as real processes (built by cargo; without it
@@ -452,6 +545,8 @@ export DYNAMO_E2E_STATE=$state
 export DYNAMO_E2E_BIN=$bin
 export DYNAMO_E2E_NETNS=$netns
 export DYNAMO_E2E_NODE=$node_name
+export DYNAMO_E2E_NODES=$nodes
+export DYNAMO_E2E_GPUS_PER_NODE=$gpus_per_node
 export DYNAMO_E2E_APISERVER=https://127.0.0.1:$P_API
 EOF
   up_ok=1

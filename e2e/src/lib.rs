@@ -8,11 +8,13 @@
 //! [`operator`] starts the controller-manager and reads its probes and metrics, [`webhook`]
 //! wires the admission webhook behind the API server and asserts what it accepts or rejects,
 //! [`manifests`] writes graph manifests, [`ports`] hands out free ports, [`chart`] renders the
-//! Helm chart.
+//! Helm chart, [`platform`] installs it with helm (one cluster-wide install shared by the
+//! tests of a binary, or a release of a test's own).
 
 pub mod chart;
 pub mod manifests;
 pub mod operator;
+pub mod platform;
 pub mod ports;
 mod running;
 pub mod tls;

@@ -362,10 +362,8 @@ fn restricted_mode_renders_planner_and_epp_accounts_in_the_target_namespace() {
         for object in [sa, role, binding] {
             let metadata = &object["metadata"];
             assert_eq!(metadata["namespace"], "tenant-a", "{metadata:?}");
-            assert_eq!(
-                metadata["labels"]["app.kubernetes.io/managed-by"],
-                "dynamo-operator"
-            );
+            // The chart's, not the operator's: a restricted operator never changes them.
+            assert_eq!(metadata["labels"]["app.kubernetes.io/managed-by"], "Helm");
             assert_eq!(metadata["labels"]["app.kubernetes.io/component"], workload);
             assert_eq!(metadata["labels"]["app.kubernetes.io/instance"], "dp");
         }

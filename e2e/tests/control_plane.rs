@@ -7,7 +7,7 @@ use dynamo_e2e::manifests::{Graph, example, graph};
 use dynamo_e2e::webhook::rejects;
 use dynamo_e2e::{Cluster, TestNamespace, assert_success, established, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{DynamicObject, ListParams};
@@ -276,4 +276,166 @@ spec:
             "pod IP {ip} outside the pod CIDR"
         );
     }
+}
+
+/// A whole number from the environment `hack/cluster.sh env` exports, or its default there.
+fn cluster_count(variable: &str, default: usize) -> usize {
+    std::env::var(variable).map_or(default, |value| {
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{variable}={value:?} is not a whole number"))
+    })
+}
+
+fn pod_phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.phase.as_deref()
+}
+
+/// Room for upstream recipes: every fake node is a labelled GPU node, claims of both access
+/// modes bind through the default StorageClass and a pod using one runs, and two 8-GPU pods
+/// (16 GPUs) schedule on two nodes.
+#[tokio::test]
+async fn gpu_nodes_bind_claims_and_fit_a_sixteen_gpu_spread() {
+    let ns = TestNamespace::new("capacity").await;
+    let nodes = cluster_count("DYNAMO_E2E_NODES", 4);
+    let gpus_per_node = cluster_count("DYNAMO_E2E_GPUS_PER_NODE", 8);
+
+    let listed = Api::<Node>::all(ns.client.clone())
+        .list(&ListParams::default().labels("type=kwok"))
+        .await
+        .unwrap()
+        .items;
+    let mut names: Vec<String> = listed
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    names.sort_by_key(|name| name.trim_start_matches("kwok-node-").parse::<usize>().ok());
+    let expected: Vec<String> = (0..nodes).map(|i| format!("kwok-node-{i}")).collect();
+    assert_eq!(names, expected);
+    for node in &listed {
+        let name = node.metadata.name.as_deref().unwrap();
+        let labels = node.metadata.labels.as_ref().unwrap();
+        let gpus = gpus_per_node.to_string();
+        for (key, value) in [
+            ("nvidia.com/gpu.present", "true"),
+            ("nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"),
+            ("nvidia.com/gpu.count", gpus.as_str()),
+            ("kubernetes.io/hostname", name),
+            ("type", "kwok"),
+        ] {
+            assert_eq!(
+                labels.get(key).map(String::as_str),
+                Some(value),
+                "{name}: {key}"
+            );
+        }
+        let allocatable = node.status.as_ref().unwrap().allocatable.as_ref().unwrap();
+        assert_eq!(allocatable["nvidia.com/gpu"].0, gpus, "{name}: allocatable");
+    }
+
+    let spread = 16 / 8;
+    assert!(
+        nodes >= spread && gpus_per_node >= 8,
+        "a 16-GPU spread needs 2 nodes of 8 GPUs; this cluster has {nodes} of {gpus_per_node} \
+         (DYNAMO_E2E_NODES, DYNAMO_E2E_GPUS_PER_NODE)"
+    );
+    let manifests = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: model-cache}
+spec:
+  accessModes: [ReadWriteMany]
+  resources: {requests: {storage: 100Gi}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: scratch}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: uses-scratch, labels: {app: capacity}}
+spec:
+  containers:
+    - name: main
+      image: registry.invalid/main:1
+      volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes:
+    - name: scratch
+      persistentVolumeClaim: {claimName: scratch}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: tensor-parallel-16}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: tp16}
+  template:
+    metadata:
+      labels: {app: tp16}
+    spec:
+      containers:
+        - name: worker
+          image: registry.invalid/worker:1
+          resources:
+            limits: {nvidia.com/gpu: "8"}
+          volumeMounts: [{name: cache, mountPath: /models}]
+      volumes:
+        - name: cache
+          persistentVolumeClaim: {claimName: model-cache}
+"#;
+    assert_success("apply claims and pods", &ns.kubectl_apply(manifests));
+
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    for claim in ["scratch", "model-cache"] {
+        let bound = wait_until(
+            &format!("claim {claim} Bound"),
+            Duration::from_secs(60),
+            || async {
+                let claim = claims.get(claim).await.ok()?;
+                (claim.status.as_ref()?.phase.as_deref() == Some("Bound")).then_some(claim)
+            },
+        )
+        .await;
+        assert_eq!(
+            bound.spec.unwrap().storage_class_name.as_deref(),
+            Some("standard"),
+            "{claim}: not from the default StorageClass"
+        );
+    }
+
+    let pods: Api<Pod> = ns.api();
+    wait_until(
+        "the pod using the claim Running",
+        Duration::from_secs(60),
+        || async {
+            let pod = pods.get("uses-scratch").await.ok()?;
+            (pod_phase(&pod) == Some("Running")).then_some(())
+        },
+    )
+    .await;
+    let workers = wait_until(
+        "both 8-GPU pods Running",
+        Duration::from_secs(60),
+        || async {
+            let workers = pods
+                .list(&ListParams::default().labels("app=tp16"))
+                .await
+                .ok()?
+                .items;
+            (workers.len() == spread && workers.iter().all(|p| pod_phase(p) == Some("Running")))
+                .then_some(workers)
+        },
+    )
+    .await;
+    let mut on: Vec<String> = workers
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    on.sort();
+    on.dedup();
+    assert_eq!(on.len(), spread, "8-GPU pods share a node: {on:?}");
 }

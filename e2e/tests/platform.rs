@@ -16,6 +16,7 @@ use dynamo_api::v1alpha1::DynamoGraphDeployment;
 use dynamo_e2e::chart;
 use dynamo_e2e::manifests::{example, graph};
 use dynamo_e2e::operator::wait_graph_ready;
+use dynamo_e2e::platform::{self, Installed, helm, helm_chart, ready};
 use dynamo_e2e::webhook::rejects;
 use dynamo_e2e::{Cluster, TestNamespace, assert_success, wait_until};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -446,36 +447,6 @@ spec:
   modelType: lora
 ";
 
-fn helm(args: &[&str]) -> Output {
-    Cluster::get().run_helm(args)
-}
-
-/// `helm <verb> RELEASE <offline chart> -n NS --wait <extra>`.
-fn helm_chart(verb: &str, release: &str, namespace: &str, extra: &[&str]) -> Output {
-    let mut args = vec!["--wait", "--timeout", "120s"];
-    args.extend(extra);
-    Cluster::get().helm_platform(verb, release, namespace, &args)
-}
-
-/// A release this test installed; uninstalled when the test ends, passing or failing, so a
-/// failed run leaves no cluster-wide operator behind to block the next.
-struct Installed {
-    release: &'static str,
-    namespace: String,
-}
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        let _ = helm(&[
-            "uninstall",
-            self.release,
-            "--namespace",
-            &self.namespace,
-            "--ignore-not-found",
-        ]);
-    }
-}
-
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -500,13 +471,7 @@ fn pod_pids(pod: &Pod) -> Vec<String> {
 }
 
 async fn pods(ns: &str, component: &str) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(Cluster::get().client().await, ns);
-    let selector =
-        format!("app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}");
-    api.list(&ListParams::default().labels(&selector))
-        .await
-        .unwrap()
-        .items
+    platform::pods(ns, RELEASE, component).await
 }
 
 fn restarts(pod: &Pod) -> i32 {
@@ -515,13 +480,6 @@ fn restarts(pod: &Pod) -> i32 {
         .and_then(|s| s.container_statuses.as_ref())
         .and_then(|c| c.first())
         .map_or(0, |c| c.restart_count)
-}
-
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Server-side dry-run creates of a graph in a loop: every one passes admission (or fails).
