@@ -12,7 +12,8 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use dynamo_api::v1alpha1::{
-    DynamoGraphDeployment, DynamoGraphDeploymentScalingAdapter, DynamoWorkerMetadata, RestartPhase,
+    DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentScalingAdapter,
+    DynamoWorkerMetadata, RestartPhase,
 };
 use dynamo_e2e::manifests::graph;
 use dynamo_e2e::operator::wait_graph_ready;
@@ -307,6 +308,70 @@ async fn sequential_restart_follows_the_order_and_restarts_each_service_once() {
             );
         }
     }
+}
+
+/// A service whose own `livenessProbe` names no handler passes the webhook (the probe is a core
+/// type) but yields a Deployment the API server refuses: the graph's Ready condition carries the
+/// API server's message with the field path, instead of staying silent while the operator retries.
+#[tokio::test]
+async fn a_child_the_api_server_refuses_is_named_in_the_graph_status() {
+    let _platform = SharedPlatform::join().await;
+    let ns = TestNamespace::new("refused").await;
+    let manifest = graph("refused")
+        .backend("vllm")
+        .service(
+            "Worker",
+            &format!(
+                "componentType: worker\nreplicas: 1\nlivenessProbe:\n  periodSeconds: 7\nextraPodSpec:\n  mainContainer:\n    image: {IMAGE}\n"
+            ),
+        )
+        .yaml();
+    assert_success("apply refused", &ns.kubectl_apply(&manifest));
+
+    let graphs: Api<DynamoGraphDeployment> = ns.api();
+    let started = Instant::now();
+    let ready = loop {
+        let graph = graphs.get("refused").await.unwrap();
+        let ready = ready_condition(&graph);
+        if let Some(ready) = &ready
+            && ready.status == "False"
+            && ready.message.contains("livenessProbe")
+        {
+            break ready.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "after 60 s the Ready condition does not name the refused Deployment: {ready:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!(
+        "Ready: {} ({}): {}",
+        ready.status, ready.reason, ready.message
+    );
+    assert!(
+        ready.message.contains("must specify a handler type"),
+        "the API server's own reason: {}",
+        ready.message
+    );
+    let components: Api<DynamoComponentDeployment> = ns.api();
+    let component = components.get("refused-worker").await.unwrap();
+    let available = component
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|c| c.into_iter().find(|c| c.type_ == "Available"))
+        .expect("an Available condition");
+    assert_eq!(
+        (available.status.as_str(), available.reason.as_str()),
+        ("False", "ChildRefused")
+    );
+    assert!(
+        available
+            .message
+            .contains("spec.template.spec.containers[0].livenessProbe"),
+        "{}",
+        available.message
+    );
 }
 
 /// A worker asking for more GPUs than any node has stays unschedulable, and the graph's Ready

@@ -114,15 +114,19 @@ pub struct PodIdentity<'a> {
 pub fn injected_env(identity: &PodIdentity<'_>) -> Vec<EnvVar> {
     let mut vars = vec![
         env("DYN_NAMESPACE", identity.dynamo_namespace),
+        // Present without a value when the type is unset, as upstream sets it to "" (the API
+        // server stores an empty value as none).
+        EnvVar {
+            name: "DYN_COMPONENT".to_owned(),
+            value: identity.component_type.map(str::to_owned),
+            ..Default::default()
+        },
         env("DYN_PARENT_DGD_K8S_NAME", identity.graph_name),
         env("DYN_PARENT_DGD_K8S_NAMESPACE", identity.graph_namespace),
         field_env("POD_NAME", "metadata.name"),
         field_env("POD_NAMESPACE", "metadata.namespace"),
         field_env("POD_UID", "metadata.uid"),
     ];
-    if let Some(component_type) = identity.component_type {
-        vars.push(env("DYN_COMPONENT", component_type));
-    }
     if identity.discovery_backend == DiscoveryBackend::Kubernetes {
         vars.push(env(
             "DYN_DISCOVERY_BACKEND",

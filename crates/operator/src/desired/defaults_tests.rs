@@ -138,9 +138,19 @@ fn planner_and_epp_defaults() {
 #[test]
 fn injected_env_per_discovery_backend() {
     for (backend, component_type, expect_backend_var, expect_component) in [
-        (DiscoveryBackend::Kubernetes, Some("worker"), true, true),
-        (DiscoveryBackend::Etcd, Some("worker"), false, true),
-        (DiscoveryBackend::Kubernetes, None, true, false),
+        (
+            DiscoveryBackend::Kubernetes,
+            Some("worker"),
+            true,
+            Some("worker"),
+        ),
+        (
+            DiscoveryBackend::Etcd,
+            Some("worker"),
+            false,
+            Some("worker"),
+        ),
+        (DiscoveryBackend::Kubernetes, None, true, None),
     ] {
         let vars = injected_env(&PodIdentity {
             dynamo_namespace: "ns-g",
@@ -171,7 +181,11 @@ fn injected_env_per_discovery_backend() {
             assert_eq!(source.field_ref.unwrap().field_path, path);
         }
         assert_eq!(value("DYN_DISCOVERY_BACKEND").is_some(), expect_backend_var);
-        assert_eq!(value("DYN_COMPONENT").is_some(), expect_component);
+        // Always present; without a type it has no value.
+        assert_eq!(
+            value("DYN_COMPONENT").unwrap().value.as_deref(),
+            expect_component
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`pod::pod_template`]: one service of a graph ([`pod::ServiceInput`]) → PodTemplateSpec
 //!   (defaults per component type from [`defaults`], user overrides applied by [`merge`],
 //!   resources and volumes from [`resources`] and [`volumes`]).
+//! - [`backend`]: the inference backend a worker runs (its command line, else the graph's).
 //! - [`workload`]: DynamoComponentDeployment → Deployment, Service, Ingress, Istio VirtualService,
 //!   and the Deployment readiness rule.
 //! - [`rbac`], [`pvc`], [`model`]: the discovery identity, the graph's claims, base-model
@@ -15,6 +16,7 @@
 //! - [`diagnosis`]: the first concrete reason a component is not available, from the status of
 //!   its Deployment and pods.
 
+pub mod backend;
 pub mod config;
 pub mod defaults;
 pub mod diagnosis;
@@ -32,6 +34,8 @@ pub mod status;
 pub mod volumes;
 pub mod workload;
 
+#[cfg(test)]
+mod parity_tests;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -70,6 +74,18 @@ pub enum BuildError {
     /// A user override could not be merged (it does not fit the Kubernetes type).
     #[error("cannot merge {what}: {message}")]
     Merge { what: &'static str, message: String },
+    /// A worker's command line runs another backend than the graph's `backendFramework`.
+    #[error("spec.backendFramework is {configured} but the main container runs dynamo.{detected}")]
+    BackendMismatch {
+        detected: String,
+        configured: String,
+    },
+    /// A worker's command line runs several backends and the graph names none.
+    #[error(
+        "the main container runs several backends ({}); set spec.backendFramework",
+        detected.join(", ")
+    )]
+    AmbiguousBackend { detected: Vec<String> },
 }
 
 impl BuildError {
@@ -81,6 +97,8 @@ impl BuildError {
             Self::MissingMountPoint { .. } => "MissingMountPoint",
             Self::NoCompilationCacheDefault { .. } => "NoCompilationCacheDefault",
             Self::Merge { .. } => "InvalidOverride",
+            Self::BackendMismatch { .. } => "BackendFrameworkMismatch",
+            Self::AmbiguousBackend { .. } => "AmbiguousBackendFramework",
         }
     }
 }

@@ -14,8 +14,9 @@ use dynamo_api::v1alpha1::{
     BackendFramework, ComponentType, DynamoComponentDeployment, DynamoComponentDeploymentSharedSpec,
 };
 
+use super::backend::component_backend;
 use super::config::{DiscoveryBackend, OperatorConfig};
-use super::defaults::{PodIdentity, component_defaults, injected_env, operator_env};
+use super::defaults::{PodIdentity, component_defaults, env, injected_env, operator_env};
 use super::merge::{append_missing, merge_container, merge_env, merge_over, merge_pod_spec};
 use super::naming::{MAIN_CONTAINER, base_model_hash, discovery_service_account, dynamo_namespace};
 use super::resources::container_resources;
@@ -40,6 +41,7 @@ pub struct ServiceInput<'a> {
     pub component_name: &'a str,
     /// The Dynamo namespace the graph builder decided for the service.
     pub dynamo_namespace: &'a str,
+    /// The graph's `backendFramework`; a worker's command line, when it names one, wins.
     pub backend: Option<BackendFramework>,
     pub spec: &'a DynamoComponentDeploymentSharedSpec,
 }
@@ -105,13 +107,16 @@ impl<'a> ComponentService<'a> {
 /// field (probes keep their default handler unless the user names one; ports, mounts and env
 /// merge by key; see [`super::merge`]); `livenessProbe` and `readinessProbe` from the spec
 /// replace the probes wholesale, as upstream. Environment, lowest precedence first:
-/// operator-level variables < component defaults and injected `DYN_*`/`POD_*` <
-/// `mainContainer.env` < the service's `envs` (which already hold the graph's `envs` beneath
-/// them). The pod gets the PVC and shared-memory volumes, `envFromSecret`, resources, the
-/// default service account, grace period, restart policy and security context; then the user's
-/// `extraPodSpec` fields are merged over it (volumes and image pull secrets by name, other
-/// lists replaced) and extra `containers` are appended. Generated mounts and volumes (claims,
-/// shared memory) are added last, unless the user's own already use the path or name.
+/// operator-level variables < component defaults and injected `DYN_*`/`POD_*` (and
+/// `VLLM_CACHE_ROOT` for a vLLM worker with a compilation cache volume) < `mainContainer.env` <
+/// the service's `envs` (which already hold the graph's `envs` beneath them). A worker's
+/// backend is the one its command line runs (see [`super::backend`]). The pod gets the PVC and
+/// shared-memory volumes, `envFromSecret`, resources, the default service account, grace
+/// period, restart policy and security context; then the user's `extraPodSpec` fields are
+/// merged over it (volumes and image pull secrets by name, other lists replaced) and extra
+/// `containers` are appended. Generated mounts and volumes (claims, shared memory) are added
+/// last, unless the user's own already use the path or name. The pod's labels and annotations
+/// are those of `pod_labels` and `pod_annotations` below.
 pub fn pod_template(
     service: &ServiceInput<'_>,
     config: &OperatorConfig,
@@ -148,6 +153,13 @@ pub fn pod_template(
     for user in &user_mains {
         main = merge_container(&main, user)?;
     }
+    let backend = component_backend(
+        typed.as_ref(),
+        main.command.as_deref().unwrap_or_default(),
+        main.args.as_deref().unwrap_or_default(),
+        service.backend,
+    )?;
+    let volumes = component_volumes(spec, backend)?;
     if main.command.is_none() && main.args.as_ref().is_some_and(|a| !a.is_empty()) {
         // Upstream's default command: args written for it are shell command lines.
         main.command = Some(vec!["/bin/sh".to_owned(), "-c".to_owned()]);
@@ -168,12 +180,19 @@ pub fn pod_template(
         graph_namespace: namespace,
         discovery_backend: discovery,
     });
+    // vLLM keeps its compilation cache under VLLM_CACHE_ROOT: point it at the cache volume.
+    let compilation_cache = volumes
+        .compilation_cache
+        .as_deref()
+        .filter(|_| backend == Some(BackendFramework::Vllm))
+        .map(|path| env("VLLM_CACHE_ROOT", path));
     let component_env: Vec<EnvVar> = defaults
         .container
         .env
         .iter()
         .flatten()
         .chain(&identity)
+        .chain(&compilation_cache)
         .cloned()
         .collect();
     let operator = operator_env(config);
@@ -198,7 +217,6 @@ pub fn pod_template(
             s.secret_ref.as_ref().map(|r| r.name.clone())
         });
     }
-    let volumes = component_volumes(spec, service.backend)?;
     if !volumes.mounts.is_empty() {
         append_missing(
             main.volume_mounts.get_or_insert_default(),
@@ -246,7 +264,7 @@ pub fn pod_template(
 
     Ok(PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(pod_labels(service)),
+            labels: Some(pod_labels(service, discovery)),
             annotations: Some(pod_annotations(spec)).filter(|a| !a.is_empty()),
             ..Default::default()
         }),
@@ -254,11 +272,13 @@ pub fn pod_template(
     })
 }
 
-/// Operator labels, then the user's `labels` and `extraPodMetadata.labels` (user wins), except
-/// `nvidia.com/selector`, which the Deployment selects on and so is always the component name.
-fn pod_labels(service: &ServiceInput<'_>) -> BTreeMap<String, String> {
+/// The service's `labels` (which hold the graph labels), then the operator's labels over them,
+/// then `extraPodMetadata.labels` over everything, except `nvidia.com/selector`, which the
+/// Deployment selects on and so is always the component name. Under Kubernetes discovery the
+/// pods carry the discovery labels too (newer runtimes watch pods by them).
+fn pod_labels(service: &ServiceInput<'_>, discovery: DiscoveryBackend) -> BTreeMap<String, String> {
     let spec = service.spec;
-    let mut labels = BTreeMap::new();
+    let mut labels = spec.labels.clone().unwrap_or_default();
     let mut put = |key: &str, value: Option<&str>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
             labels.insert(key.to_owned(), value.to_owned());
@@ -283,7 +303,10 @@ fn pod_labels(service: &ServiceInput<'_>) -> BTreeMap<String, String> {
     if let Some(model) = &spec.model_ref {
         put(label::BASE_MODEL_HASH, Some(&base_model_hash(&model.name)));
     }
-    labels.extend(spec.labels.clone().unwrap_or_default());
+    if discovery == DiscoveryBackend::Kubernetes {
+        put(label::DISCOVERY_BACKEND, Some(discovery.as_str()));
+        put(label::DISCOVERY_ENABLED, Some("true"));
+    }
     if let Some(extra) = &spec.extra_pod_metadata {
         labels.extend(extra.labels.clone().unwrap_or_default());
     }
@@ -294,22 +317,20 @@ fn pod_labels(service: &ServiceInput<'_>) -> BTreeMap<String, String> {
     labels
 }
 
-/// `nvidia.com/dynamo-base-model` for a modelRef, the service's `annotations`, then
-/// `extraPodMetadata.annotations`; a `nvidia.com/restartAt` from the spec always stays.
+/// `extraPodMetadata.annotations`, and the `nvidia.com/restartAt` of the service's
+/// `annotations`, which rolls the pods. The rest of the service's `annotations` go on the
+/// Deployment and Service, not on the pods, as upstream's component pathway has it.
 fn pod_annotations(spec: &DynamoComponentDeploymentSharedSpec) -> BTreeMap<String, String> {
-    let mut annotations = BTreeMap::new();
-    if let Some(model) = &spec.model_ref {
-        annotations.insert(
-            operator_annotation::BASE_MODEL.to_owned(),
-            model.name.clone(),
-        );
-    }
-    let own = spec.annotations.clone().unwrap_or_default();
-    annotations.extend(own.clone());
-    if let Some(extra) = &spec.extra_pod_metadata {
-        annotations.extend(extra.annotations.clone().unwrap_or_default());
-    }
-    if let Some(restart_at) = own.get(operator_annotation::RESTART_AT) {
+    let mut annotations = spec
+        .extra_pod_metadata
+        .as_ref()
+        .and_then(|extra| extra.annotations.clone())
+        .unwrap_or_default();
+    if let Some(restart_at) = spec
+        .annotations
+        .as_ref()
+        .and_then(|own| own.get(operator_annotation::RESTART_AT))
+    {
         annotations.insert(
             operator_annotation::RESTART_AT.to_owned(),
             restart_at.clone(),

@@ -549,7 +549,7 @@ fn service_account_precedence() {
 #[test]
 fn labels_and_annotations() {
     let template = pod_of(
-        "{componentType: worker, subComponentType: prefill, modelRef: {name: abc}, labels: {team: a, nvidia.com/selector: spoofed}, annotations: {nvidia.com/restartAt: r1, note: spec}, extraPodMetadata: {labels: {team: b}, annotations: {note: extra, nvidia.com/restartAt: user}}}",
+        "{componentType: worker, subComponentType: prefill, modelRef: {name: abc}, labels: {team: a, nvidia.com/selector: spoofed, nvidia.com/dynamo-component-type: spoofed}, annotations: {nvidia.com/restartAt: r1, note: spec}, extraPodMetadata: {labels: {team: b}, annotations: {note: extra, nvidia.com/restartAt: user}}}",
     );
     let metadata = template.metadata.unwrap();
     assert_eq!(
@@ -563,12 +563,16 @@ fn labels_and_annotations() {
             "nvidia.com/dynamo-sub-component-type": "prefill",
             "nvidia.com/metrics-enabled": "true",
             "nvidia.com/dynamo-base-model-hash": "ba7816bf",
+            "nvidia.com/dynamo-discovery-backend": "kubernetes",
+            "nvidia.com/dynamo-discovery-enabled": "true",
             "team": "b",
         })
     );
+    // The service's own annotations go on the Deployment; the pods get extraPodMetadata's and
+    // the restart stamp.
     assert_eq!(
         json_of(&metadata.annotations),
-        json!({"nvidia.com/dynamo-base-model": "abc", "nvidia.com/restartAt": "r1", "note": "extra"})
+        json!({"nvidia.com/restartAt": "r1", "note": "extra"})
     );
     for (annotation, metrics_label) in [
         ("'false'", None),
@@ -584,7 +588,24 @@ fn labels_and_annotations() {
             metrics_label
         );
     }
-    assert_eq!(pod_of("{}").metadata.unwrap().annotations, None);
+    assert_eq!(
+        pod_of("{annotations: {note: spec}}")
+            .metadata
+            .unwrap()
+            .annotations,
+        None
+    );
+    let etcd = OperatorConfig {
+        discovery_backend: DiscoveryBackend::Etcd,
+        ..Default::default()
+    };
+    let labels = build(&single(None, "{}", &etcd), &etcd)
+        .metadata
+        .unwrap()
+        .labels
+        .unwrap();
+    assert!(!labels.contains_key(label::DISCOVERY_BACKEND));
+    assert!(!labels.contains_key(label::DISCOVERY_ENABLED));
 }
 
 #[test]
@@ -601,16 +622,67 @@ fn env_from_secret_and_volume_errors() {
     );
     let err = component_pod_template(&dcd, &Default::default()).unwrap_err();
     assert_eq!(err.reason(), "NoCompilationCacheDefault");
+    // Only workers have a backend: a frontend gets no vLLM default, whatever the graph says.
     let dcd = single(
         Some("vllm"),
-        "{volumeMounts: [{name: cache, useAsCompilationCache: true}]}",
+        "{componentType: frontend, volumeMounts: [{name: cache, useAsCompilationCache: true}]}",
         &Default::default(),
     );
-    let main = json_of(main_of(&build(&dcd, &Default::default())));
-    assert_eq!(
-        main["volumeMounts"][0],
-        json!({"name": "cache", "mountPath": "/root/.cache/vllm"})
+    let err = component_pod_template(&dcd, &Default::default()).unwrap_err();
+    assert_eq!(err.reason(), "NoCompilationCacheDefault");
+    // (backendFramework, service yaml, cache mount path)
+    let cases = [
+        (
+            Some("vllm"),
+            "{componentType: worker, volumeMounts: [{name: cache, useAsCompilationCache: true}]}",
+            "/root/.cache/vllm",
+        ),
+        // Detected from the command line, as upstream does, without a backendFramework.
+        (
+            None,
+            "{componentType: decode, volumeMounts: [{name: cache, useAsCompilationCache: true}], extraPodSpec: {mainContainer: {command: [python3, -m, dynamo.vllm]}}}",
+            "/root/.cache/vllm",
+        ),
+        (
+            Some("vllm"),
+            "{componentType: worker, volumeMounts: [{name: cache, mountPoint: /cache, useAsCompilationCache: true}]}",
+            "/cache",
+        ),
+    ];
+    for (backend, service, path) in cases {
+        let dcd = single(backend, service, &Default::default());
+        let main = main_of(&build(&dcd, &Default::default())).clone();
+        assert_eq!(
+            json_of(&main)["volumeMounts"][0],
+            json!({"name": "cache", "mountPath": path}),
+            "{service}"
+        );
+        assert_eq!(
+            env_value(&main, "VLLM_CACHE_ROOT").as_deref(),
+            Some(path),
+            "{service}"
+        );
+    }
+    // An sglang worker with a cache at a path of its own gets no vLLM variable.
+    let dcd = single(
+        Some("sglang"),
+        "{componentType: worker, volumeMounts: [{name: cache, mountPoint: /cache, useAsCompilationCache: true}]}",
+        &Default::default(),
     );
+    assert_eq!(
+        env_value(
+            main_of(&build(&dcd, &Default::default())),
+            "VLLM_CACHE_ROOT"
+        ),
+        None
+    );
+    let dcd = single(
+        Some("sglang"),
+        "{componentType: worker, extraPodSpec: {mainContainer: {command: [python3, -m, dynamo.vllm]}}}",
+        &Default::default(),
+    );
+    let err = component_pod_template(&dcd, &Default::default()).unwrap_err();
+    assert_eq!(err.reason(), "BackendFrameworkMismatch");
 }
 
 #[test]

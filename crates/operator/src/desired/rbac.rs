@@ -11,19 +11,27 @@ use dynamo_api::v1alpha1::DynamoGraphDeployment;
 
 use super::naming::discovery_service_account;
 
-fn metadata(graph: &DynamoGraphDeployment, name: String) -> ObjectMeta {
+const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// `app.kubernetes.io/component` of every identity object the operator makes.
+const RBAC_COMPONENT: &str = "rbac";
+
+/// Upstream's labels of the discovery identity (`app.kubernetes.io/name` is the account's
+/// name on all three objects), and the graph's name.
+fn metadata(graph: &DynamoGraphDeployment, account: &str, name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: graph.namespace(),
         labels: Some(
             [
-                (label::GRAPH_DEPLOYMENT_NAME.to_owned(), graph.name_any()),
-                (
-                    label::MANAGED_BY.to_owned(),
-                    label::MANAGED_BY_VALUE.to_owned(),
-                ),
+                (label::GRAPH_DEPLOYMENT_NAME, graph.name_any().as_str()),
+                (label::MANAGED_BY, label::MANAGED_BY_VALUE),
+                (COMPONENT_LABEL, RBAC_COMPONENT),
+                (NAME_LABEL, account),
             ]
-            .into(),
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
         ),
         owner_references: graph.controller_owner_ref(&()).map(|r| vec![r]),
         ..Default::default()
@@ -41,18 +49,19 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// ServiceAccount `<graph>-k8s-service-discovery`, Role `…-role` and RoleBinding `…-binding`,
-/// owned by the graph.
+/// owned by the graph. The Role lets the runtime read endpoints, EndpointSlices and pods (the
+/// runtime's container mode watches pods) and manage DynamoWorkerMetadata, as upstream's does.
 pub fn discovery_rbac(graph: &DynamoGraphDeployment) -> (ServiceAccount, Role, RoleBinding) {
     let account = discovery_service_account(&graph.name_any());
     let role_name = format!("{account}-role");
     let service_account = ServiceAccount {
-        metadata: metadata(graph, account.clone()),
+        metadata: metadata(graph, &account, account.clone()),
         ..Default::default()
     };
     let role = Role {
-        metadata: metadata(graph, role_name.clone()),
+        metadata: metadata(graph, &account, role_name.clone()),
         rules: Some(vec![
-            rule(&[""], &["endpoints"], &["get", "list", "watch"]),
+            rule(&[""], &["endpoints", "pods"], &["get", "list", "watch"]),
             rule(
                 &["discovery.k8s.io"],
                 &["endpointslices"],
@@ -68,7 +77,7 @@ pub fn discovery_rbac(graph: &DynamoGraphDeployment) -> (ServiceAccount, Role, R
         ]),
     };
     let binding = RoleBinding {
-        metadata: metadata(graph, format!("{account}-binding")),
+        metadata: metadata(graph, &account, format!("{account}-binding")),
         role_ref: RoleRef {
             api_group: Some("rbac.authorization.k8s.io".into()),
             kind: "Role".into(),
@@ -98,8 +107,8 @@ pub fn workload_identity(
         labels: Some(
             [
                 (label::MANAGED_BY, label::MANAGED_BY_VALUE),
-                ("app.kubernetes.io/component", "rbac"),
-                ("app.kubernetes.io/name", account),
+                (COMPONENT_LABEL, RBAC_COMPONENT),
+                (NAME_LABEL, account),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -26,6 +26,28 @@ pub(crate) fn example(file: &str) -> DynamoGraphDeployment {
     dgd
 }
 
+/// The DynamoGraphDeployment of `e2e/fixtures/upstream/<file>` (upstream's example graphs, with
+/// the Secrets and ConfigMaps they need in other documents of the file).
+pub(crate) fn upstream_fixture(file: &str) -> DynamoGraphDeployment {
+    let path = format!(
+        "{}/../../e2e/fixtures/upstream/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let document = text
+        .split("\n---\n")
+        .find(|doc| doc.contains("\nkind: DynamoGraphDeployment\n"))
+        .unwrap_or_else(|| panic!("{path}: no DynamoGraphDeployment"));
+    graph_manifest(document)
+}
+
+/// A graph from a whole manifest (with `apiVersion` and `kind`).
+pub(crate) fn graph_manifest(yaml: &str) -> DynamoGraphDeployment {
+    let mut dgd: DynamoGraphDeployment = from_yaml(yaml).unwrap();
+    fill(&mut dgd.metadata);
+    dgd
+}
+
 /// The component of `service`, as the graph builder makes it and the API server stores it.
 pub(crate) fn component(
     dgd: &DynamoGraphDeployment,

@@ -18,6 +18,8 @@ use super::naming::{
 pub struct ComponentVolumes {
     pub volumes: Vec<Volume>,
     pub mounts: Vec<VolumeMount>,
+    /// Where the first `useAsCompilationCache` volume is mounted.
+    pub compilation_cache: Option<String>,
 }
 
 /// PVC volumes (volume name = claim name = `name`; mounted at `mountPoint`, or the backend's
@@ -54,6 +56,9 @@ pub fn component_volumes(
             }),
             ..Default::default()
         });
+        if entry.use_as_compilation_cache == Some(true) && generated.compilation_cache.is_none() {
+            generated.compilation_cache = Some(mount_path.clone());
+        }
         generated.mounts.push(VolumeMount {
             name: entry.name.clone(),
             mount_path,
@@ -91,10 +96,14 @@ mod tests {
     fn build(yaml: &str, backend: Option<BackendFramework>) -> Result<Value, BuildError> {
         let spec: DynamoComponentDeploymentSharedSpec = dynamo_api::parse::from_yaml(yaml).unwrap();
         component_volumes(&spec, backend).map(|v| {
-            json!({
+            let mut built = json!({
                 "volumes": serde_json::to_value(&v.volumes).unwrap(),
                 "mounts": serde_json::to_value(&v.mounts).unwrap(),
-            })
+            });
+            if let Some(path) = v.compilation_cache {
+                built["compilationCache"] = path.into();
+            }
+            built
         })
     }
 
@@ -117,6 +126,11 @@ mod tests {
             "volumes": entries.iter().map(|e| e.0.clone()).collect::<Vec<_>>(),
             "mounts": entries.iter().map(|e| e.1.clone()).collect::<Vec<_>>(),
         })
+    }
+
+    fn with_cache(mut expected: Value, path: &str) -> Value {
+        expected["compilationCache"] = path.into();
+        expected
     }
 
     #[test]
@@ -144,13 +158,16 @@ mod tests {
             (
                 "volumeMounts: [{name: cc, useAsCompilationCache: true}]",
                 vllm,
-                expect(&[pvc("cc", "/root/.cache/vllm"), shm("8Gi")]),
+                with_cache(
+                    expect(&[pvc("cc", "/root/.cache/vllm"), shm("8Gi")]),
+                    "/root/.cache/vllm",
+                ),
             ),
             // An explicit mountPoint wins over the cache default, on any backend.
             (
                 "volumeMounts: [{name: cc, mountPoint: /cache, useAsCompilationCache: true}]",
                 Some(BackendFramework::Sglang),
-                expect(&[pvc("cc", "/cache"), shm("8Gi")]),
+                with_cache(expect(&[pvc("cc", "/cache"), shm("8Gi")]), "/cache"),
             ),
             (
                 "volumeMounts: [{name: a, mountPoint: /a}, {name: b, mountPoint: /b}]\nsharedMemory: {disabled: true}",

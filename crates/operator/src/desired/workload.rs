@@ -17,12 +17,12 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ObjectMeta};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use dynamo_api::labels::{label, service_annotation};
+use dynamo_api::labels::{label, operator_annotation, service_annotation};
 use dynamo_api::v1alpha1::{ComponentType, DynamoComponentDeployment};
 
 use super::config::{DiscoveryBackend, OperatorConfig};
 use super::defaults::{EPP_GRPC_PORT, FRONTEND_PORT, SYSTEM_PORT};
-use super::naming::ingress_host;
+use super::naming::{base_model_hash, ingress_host};
 use super::non_empty as set;
 
 /// Default `maxSurge` and `maxUnavailable` of the rolling update.
@@ -283,26 +283,35 @@ impl Exposure {
     }
 }
 
-/// Name, namespace, labels (the component's `spec.labels`, which hold the graph labels) and the
-/// controller reference to the component. A component read from the API server always has the
-/// uid the reference needs; one without (built by hand) gives children without an owner.
+/// Name, namespace, labels, annotations and the controller reference to the component, as
+/// upstream's component pathway puts them on the Deployment and the Service: the component's
+/// `spec.labels` and metadata labels, `spec.annotations` and `extraPodMetadata.annotations`, and
+/// for a `modelRef` the base-model hash label and name annotation. A component read from the
+/// API server always has the uid the reference needs; one without (built by hand) gives
+/// children without an owner.
 fn child_metadata(dcd: &DynamoComponentDeployment) -> ObjectMeta {
-    let mut labels = dcd.spec.shared.labels.clone().unwrap_or_default();
-    for key in [
-        label::COMPONENT,
-        label::DYNAMO_NAMESPACE,
-        label::GRAPH_DEPLOYMENT_NAME,
-    ] {
-        if let Some(value) = dcd.labels().get(key) {
-            labels
-                .entry(key.to_owned())
-                .or_insert_with(|| value.clone());
-        }
+    let spec = &dcd.spec.shared;
+    let mut labels = spec.labels.clone().unwrap_or_default();
+    labels.extend(dcd.labels().clone());
+    let mut annotations = spec.annotations.clone().unwrap_or_default();
+    if let Some(extra) = spec.extra_pod_metadata.as_ref() {
+        annotations.extend(extra.annotations.clone().unwrap_or_default());
+    }
+    if let Some(model) = &spec.model_ref {
+        labels.insert(
+            label::BASE_MODEL_HASH.to_owned(),
+            base_model_hash(&model.name),
+        );
+        annotations.insert(
+            operator_annotation::BASE_MODEL.to_owned(),
+            model.name.clone(),
+        );
     }
     ObjectMeta {
         name: Some(dcd.name_any()),
         namespace: dcd.namespace(),
         labels: Some(labels).filter(|l| !l.is_empty()),
+        annotations: Some(annotations).filter(|a| !a.is_empty()),
         owner_references: dcd.controller_owner_ref(&()).map(|owner| vec![owner]),
         ..Default::default()
     }

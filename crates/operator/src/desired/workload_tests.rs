@@ -55,6 +55,42 @@ fn deployment_replicas_selector_and_template() {
 }
 
 #[test]
+fn deployment_and_service_carry_the_services_labels_and_annotations() {
+    let dcd = single(
+        None,
+        "{componentType: worker, modelRef: {name: abc}, labels: {team: a}, annotations: {note: spec, nvidia.com/restartAt: r1}, extraPodMetadata: {labels: {pod-only: x}, annotations: {note: extra, scrape: 'true'}}}",
+        &Default::default(),
+    );
+    let template = component_pod_template(&dcd, &Default::default()).unwrap();
+    let deployment = deployment(&dcd, template);
+    let service = service(&dcd, &Default::default()).unwrap();
+    for metadata in [&deployment.metadata, &service.metadata] {
+        assert_child_metadata(metadata);
+        let labels = metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["team"], "a");
+        assert_eq!(labels[label::BASE_MODEL_HASH], "ba7816bf");
+        assert!(!labels.contains_key("pod-only"));
+        assert_eq!(
+            json_of(&metadata.annotations),
+            json!({"note": "extra", "scrape": "true", "nvidia.com/restartAt": "r1",
+                   "nvidia.com/dynamo-base-model": "abc"})
+        );
+    }
+    let pod = deployment.spec.unwrap().template.metadata.unwrap();
+    assert_eq!(
+        json_of(&pod.annotations),
+        json!({"note": "extra", "scrape": "true", "nvidia.com/restartAt": "r1"})
+    );
+    // The Ingress keeps only its own annotations.
+    let dcd = frontend("{enabled: true, ingressControllerClassName: nginx}");
+    let mut with_annotations = dcd.clone();
+    with_annotations.spec.shared.annotations =
+        Some([("note".to_owned(), "spec".to_owned())].into());
+    let ingress = ingress(&with_annotations, &Default::default()).unwrap();
+    assert_eq!(ingress.metadata.annotations, None);
+}
+
+#[test]
 fn deployment_strategy_annotations() {
     let rolling = |surge: Value, unavailable: Value| json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}});
     let cases = [
