@@ -20,6 +20,9 @@ pub mod label {
     /// `dynamo-operator` on the RBAC objects the operator creates.
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     pub const MANAGED_BY_VALUE: &str = "dynamo-operator";
+    /// `"true"` on ServiceAccounts component pods may run as when they name none (the chart's
+    /// `<fullname>-component`).
+    pub const COMPONENT_POD: &str = "nvidia.com/dynamo-component-pod";
 }
 
 /// Annotations users put on a DynamoGraphDeployment's metadata.

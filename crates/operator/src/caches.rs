@@ -17,7 +17,7 @@ use dynamo_api::v1alpha1::{
 };
 use futures::Stream;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
@@ -43,6 +43,11 @@ pub fn by_model() -> watcher::Config {
 /// available.
 pub fn component_pods() -> watcher::Config {
     watcher::Config::default().labels(label::SELECTOR)
+}
+
+/// ServiceAccounts marked for component pods that name none.
+pub fn component_accounts() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{}=true", label::COMPONENT_POD))
 }
 
 /// Everything of a kind in the watched scope.
@@ -131,6 +136,8 @@ declare_caches! {
     pods: Pod,
     /// Scaling adapters (the adapter controller's own watch, read by the graph controller).
     adapters: DynamoGraphDeploymentScalingAdapter,
+    /// ServiceAccounts for component pods that name none (see [`component_accounts`]).
+    component_accounts: ServiceAccount,
     }
     children {
         /// A component's workload.

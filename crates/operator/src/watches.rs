@@ -18,7 +18,9 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt};
 
-use crate::caches::{all, by_model, component_pods, lean_stream, lean_stream_with};
+use crate::caches::{
+    all, by_model, component_accounts, component_pods, lean_stream, lean_stream_with,
+};
 use crate::compact::Compact;
 use crate::context::{Background, Context};
 use crate::controllers::graph::Graphs;
@@ -133,9 +135,18 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .with_config(controller_config())
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(model::reconcile, error_policy, context.clone())
         .for_each(|_| async {});
+
+    // The component controller reads these when a pod template names no ServiceAccount.
+    let accounts = lean_stream(
+        context.scoped(),
+        component_accounts(),
+        writers.component_accounts,
+    )
+    .take_until(shutdown.clone())
+    .for_each(|_| async {});
 
     tokio::spawn(publisher.run(context.client.clone()));
     tokio::spawn(signal_ready(context.clone(), ready));
@@ -144,7 +155,8 @@ pub async fn run(
         graph_controller,
         component_controller,
         model_controller,
-        adapter_controller
+        adapter_controller,
+        accounts
     );
 }
 

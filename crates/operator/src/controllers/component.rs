@@ -108,7 +108,14 @@ async fn apply(
     let api: Api<DynamoComponentDeployment> = Api::namespaced(context.client.clone(), namespace);
     let name = component.name_any();
     let template = match pod::component_pod_template(component, &context.config) {
-        Ok(template) => template,
+        Ok(mut template) => {
+            if let Some(spec) = template.spec.as_mut()
+                && spec.service_account_name.is_none()
+            {
+                spec.service_account_name = fallback_account(context, namespace);
+            }
+            template
+        }
         Err(e) => {
             let message = e.to_string();
             context.warning(component, "ReconcileFailed", message.clone());
@@ -203,6 +210,20 @@ async fn sync_children(
     sync_model_service(context, component, &services).await?;
 
     Ok(deployment)
+}
+
+/// The first ServiceAccount (by name) of the namespace marked for component pods, if any: a
+/// pod that names none runs as it (the chart's `<fullname>-component`, which carries the image
+/// pull secret), else as `default`.
+fn fallback_account(context: &Context, namespace: &str) -> Option<String> {
+    context
+        .caches
+        .component_accounts
+        .state()
+        .iter()
+        .filter(|account| account.namespace().as_deref() == Some(namespace))
+        .map(|account| account.name_any())
+        .min()
 }
 
 /// The cached pods of component `name` (status only).
