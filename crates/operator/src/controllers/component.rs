@@ -22,6 +22,7 @@ use crate::caches::{cached, decoded};
 use crate::compact::Compact;
 use crate::context::Context;
 use crate::desired::diagnosis::unavailable_cause;
+use crate::desired::naming::exposed_name;
 use crate::desired::status::{AVAILABLE, Verdict, component_status, holds};
 use crate::desired::workload::is_deployment_ready;
 use crate::desired::{model, pod, workload};
@@ -183,13 +184,15 @@ async fn sync_children(
         .await?;
     announce(context, component, "Deployment", &name, change);
 
+    // Service and Ingress names carry no dots (see `exposed_name`).
+    let exposed = exposed_name(&name);
     let services: Api<Service> = Api::namespaced(context.client.clone(), namespace);
     sync_optional(
         context,
         component,
         &services,
-        &name,
-        cached(&context.caches.services, namespace, &name),
+        &exposed,
+        cached(&context.caches.services, namespace, &exposed),
         workload::service(component, &context.config),
     )
     .await?;
@@ -198,8 +201,8 @@ async fn sync_children(
         context,
         component,
         &ingresses,
-        &name,
-        cached(&context.caches.ingresses, namespace, &name),
+        &exposed,
+        cached(&context.caches.ingresses, namespace, &exposed),
         workload::ingress(component, &context.config),
     )
     .await?;
@@ -302,7 +305,7 @@ async fn sync_virtual_service(
     let resource = workload::virtual_service_resource();
     let api: Api<DynamicObject> =
         Api::namespaced_with(context.client.clone(), namespace, &resource);
-    let name = component.name_any();
+    let name = exposed_name(&component.name_any());
     let desired = workload::virtual_service(component, &context.config);
     if desired.is_none() && context.config.virtual_service_gateway().is_none() {
         // No VirtualService wanted and no Istio gateway configured: nothing to look up (and no

@@ -25,6 +25,13 @@ pub fn component_name(graph: &str, service: &str) -> String {
     format!("{graph}-{}", service.to_lowercase())
 }
 
+/// The name of a component's Service, Ingress and VirtualService: its own name with dots turned
+/// into dashes, because a Service name must be a DNS-1035 label (a service key such as
+/// `Qwen3-0.6B` is a valid component and Deployment name, but not a valid Service name).
+pub fn exposed_name(component: &str) -> String {
+    component.replace('.', "-")
+}
+
 /// The Dynamo namespace of a service: `dynamo` when global, else `<k8s-namespace>-<graph>`.
 pub fn dynamo_namespace(k8s_namespace: &str, graph: &str, global: bool) -> String {
     if global {

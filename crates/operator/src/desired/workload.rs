@@ -22,7 +22,7 @@ use dynamo_api::v1alpha1::{ComponentType, DynamoComponentDeployment};
 
 use super::config::{DiscoveryBackend, OperatorConfig};
 use super::defaults::{EPP_GRPC_PORT, FRONTEND_PORT, SYSTEM_PORT};
-use super::naming::{base_model_hash, ingress_host};
+use super::naming::{base_model_hash, exposed_name, ingress_host};
 use super::non_empty as set;
 
 /// Default `maxSurge` and `maxUnavailable` of the rolling update.
@@ -101,6 +101,7 @@ pub fn service(dcd: &DynamoComponentDeployment, config: &OperatorConfig) -> Opti
         _ => ("system", SYSTEM_PORT),
     };
     let mut metadata = child_metadata(dcd);
+    metadata.name = Some(exposed_name(&dcd.name_any()));
     let labels = metadata.labels.get_or_insert_default();
     if kubernetes {
         labels.insert(
@@ -136,6 +137,7 @@ pub fn ingress(dcd: &DynamoComponentDeployment, config: &OperatorConfig) -> Opti
     let exposure = Exposure::of(dcd, config)?;
     let class = exposure.class?;
     let mut metadata = child_metadata(dcd);
+    metadata.name = Some(exposed_name(&dcd.name_any()));
     metadata
         .labels
         .get_or_insert_default()
@@ -143,7 +145,7 @@ pub fn ingress(dcd: &DynamoComponentDeployment, config: &OperatorConfig) -> Opti
     metadata.annotations = Some(exposure.annotations.clone()).filter(|a| !a.is_empty());
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
-            name: dcd.name_any(),
+            name: exposed_name(&dcd.name_any()),
             port: Some(ServiceBackendPort {
                 number: Some(FRONTEND_PORT),
                 ..Default::default()
@@ -200,14 +202,16 @@ pub fn virtual_service(
         .get_or_insert_default()
         .extend(exposure.labels);
     metadata.annotations = Some(exposure.annotations).filter(|a| !a.is_empty());
-    let mut object = DynamicObject::new(&dcd.name_any(), &virtual_service_resource()).data(json!({
+    let name = exposed_name(&dcd.name_any());
+    metadata.name = Some(name.clone());
+    let mut object = DynamicObject::new(&name, &virtual_service_resource()).data(json!({
         "spec": {
             "hosts": [exposure.host],
             "gateways": [gateway],
             "http": [{
                 "match": [{"uri": {"prefix": "/"}}],
                 "route": [{"destination": {
-                    "host": dcd.name_any(),
+                    "host": name,
                     "port": {"number": FRONTEND_PORT},
                 }}],
             }],

@@ -475,3 +475,32 @@ fn deployment_readiness() {
     }
     assert!(!is_deployment_ready(&Deployment::default()));
 }
+
+#[test]
+fn a_dotted_service_key_gives_dot_free_service_ingress_and_virtual_service_names() {
+    let config = OperatorConfig {
+        ingress_controller_class_name: Some("nginx".into()),
+        istio_virtual_service_gateway: Some("gw".into()),
+        ..Default::default()
+    };
+    let spec = serde_json::json!({"services": {"Qwen3-0.6B": {
+        "componentType": "frontend",
+        "ingress": {"enabled": true, "host": "chat", "useVirtualService": true},
+    }}});
+    let dgd = crate::desired::testing::graph(&format!("metadata: {{name: g}}\nspec: {spec}\n"));
+    let dcd = crate::desired::testing::component(&dgd, "Qwen3-0.6B", &config);
+    // The component and its Deployment keep the name (dots are valid there).
+    assert_eq!(dcd.name_any(), "g-qwen3-0.6b");
+    let service = service(&dcd, &config).unwrap();
+    assert_eq!(service.name_any(), "g-qwen3-0-6b");
+    let ingress = ingress(&dcd, &config).unwrap();
+    assert_eq!(ingress.name_any(), "g-qwen3-0-6b");
+    let backend = &json_of(&ingress)["spec"]["rules"][0]["http"]["paths"][0]["backend"];
+    assert_eq!(backend["service"]["name"], "g-qwen3-0-6b");
+    let virtual_service = virtual_service(&dcd, &config).unwrap();
+    assert_eq!(virtual_service.name_any(), "g-qwen3-0-6b");
+    assert_eq!(
+        virtual_service.data["spec"]["http"][0]["route"][0]["destination"]["host"],
+        "g-qwen3-0-6b"
+    );
+}
