@@ -322,3 +322,43 @@ async fn a_restricted_operator_works_with_only_a_role_in_its_namespace() {
         "the operator needed more than its Role:\n{log}"
     );
 }
+
+/// With no webhook in front of it, the operator applies the webhook's rules itself: a graph that
+/// breaks one is `failed` with reason `ValidationFailed` naming the field, and gets no children.
+#[tokio::test]
+async fn without_the_webhook_an_invalid_graph_fails_with_the_rule_and_gets_no_children() {
+    Cluster::get().install_crds().await;
+    let ns = TestNamespace::new("novalid").await;
+    let _operator = start_operator(&ns, &INGRESS_CLASS);
+    let manifest = dynamo_e2e::manifests::graph("parallel-order")
+        .backend("vllm")
+        .service("Frontend", "componentType: frontend\n")
+        .service("Worker", "componentType: worker\n")
+        .spec(
+            "restart:\n  id: r1\n  strategy:\n    type: Parallel\n    order: [Worker, Frontend]\n",
+        )
+        .yaml();
+    assert_success("apply parallel-order", &ns.kubectl_apply(&manifest));
+
+    let graph = wait_graph_state(&ns, "parallel-order", "failed").await;
+    let ready = &graph.status.as_ref().unwrap().conditions.as_ref().unwrap()[0];
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ValidationFailed")
+    );
+    assert!(
+        ready.message.contains("spec.restart.strategy.order"),
+        "{}",
+        ready.message
+    );
+    let components: Api<DynamoComponentDeployment> = ns.api();
+    assert!(
+        components
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "an invalid graph gets no components"
+    );
+}

@@ -23,9 +23,10 @@ use crate::compact::Compact;
 use crate::context::Context;
 use crate::desired::diagnosis::unavailable_cause;
 use crate::desired::naming::exposed_name;
-use crate::desired::status::{AVAILABLE, Verdict, component_status, holds};
+use crate::desired::status::{AVAILABLE, VALIDATION_FAILED, Verdict, component_status, holds};
 use crate::desired::workload::is_deployment_ready;
 use crate::desired::{model, pod, workload};
+use dynamo_api::validation::Validate;
 
 const KIND: &str = "DynamoComponentDeployment";
 const RESYNC: Duration = Duration::from_secs(300);
@@ -108,6 +109,21 @@ async fn apply(
 ) -> Result<Action, Error> {
     let api: Api<DynamoComponentDeployment> = Api::namespaced(context.client.clone(), namespace);
     let name = component.name_any();
+    // The webhook's rules, again (the webhook may be off or bypassed).
+    let outcome = component.validate_create();
+    if !outcome.is_allowed() {
+        let message = outcome.message();
+        let failure = Verdict::new(false, VALIDATION_FAILED, message.clone());
+        let status = component_status(component, None, Some(failure), None);
+        if context
+            .applier
+            .write_status(&api, &name, component.status.as_ref(), &status)
+            .await?
+        {
+            context.warning(component, VALIDATION_FAILED, message);
+        }
+        return Ok(Action::await_change());
+    }
     let template = match pod::component_pod_template(component, &context.config) {
         Ok(mut template) => {
             if let Some(spec) = template.spec.as_mut()

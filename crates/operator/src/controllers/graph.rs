@@ -28,7 +28,10 @@ use crate::desired::graph::desired_components;
 use crate::desired::pvc::{ClaimPlan, claim_plan};
 use crate::desired::restart::{RestartPlan, component_rollout, plan_restart, stamp_restarts};
 use crate::desired::scaling::{Scaling, desired_adapters, scaling};
-use crate::desired::status::{SUCCESSFUL, graph_failed, graph_status};
+use crate::desired::status::{
+    SUCCESSFUL, VALIDATION_FAILED, graph_failed, graph_invalid, graph_status,
+};
+use dynamo_api::validation::Validate;
 
 const KIND: &str = "DynamoGraphDeployment";
 /// Periodic resync that also catches drift no watch reports.
@@ -125,6 +128,21 @@ async fn converge(
 ) -> Result<Action, Error> {
     let context = graphs.context.as_ref();
     let api: Api<DynamoGraphDeployment> = Api::namespaced(context.client.clone(), namespace);
+    // The webhook's rules, again: with the webhook off (or bypassed) an invalid graph must not
+    // turn into children. Nothing changes until the user edits it.
+    let outcome = graph.validate_create();
+    if !outcome.is_allowed() {
+        let message = outcome.message();
+        let status = graph_invalid(graph, message.clone());
+        if context
+            .applier
+            .write_status(&api, &graph.name_any(), graph.status.as_ref(), &status)
+            .await?
+        {
+            context.warning(graph, VALIDATION_FAILED, message);
+        }
+        return Ok(Action::await_change());
+    }
     let desired = match desired_components(graph, &context.config) {
         Ok(desired) => desired,
         Err(e) => {

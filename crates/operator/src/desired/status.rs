@@ -146,6 +146,22 @@ pub fn graph_failed(graph: &DynamoGraphDeployment, message: String) -> DynamoGra
     )
 }
 
+/// A graph whose spec breaks an admission rule (possible with the webhook off or bypassed):
+/// `failed`, not `Ready`, reason `ValidationFailed` with every failing field.
+pub fn graph_invalid(
+    graph: &DynamoGraphDeployment,
+    message: String,
+) -> DynamoGraphDeploymentStatus {
+    graph_verdict(
+        graph,
+        FAILED,
+        Verdict::new(false, VALIDATION_FAILED, message),
+    )
+}
+
+/// Reason of the conditions of objects whose spec breaks an admission rule.
+pub const VALIDATION_FAILED: &str = "ValidationFailed";
+
 fn graph_verdict(
     graph: &DynamoGraphDeployment,
     state: &str,
@@ -237,7 +253,7 @@ pub fn model_invalid(model: &DynamoModel, message: String) -> DynamoModelStatus 
         conditions: Some(vec![condition(
             previous,
             VALID,
-            Verdict::new(false, "ValidationFailed", message),
+            Verdict::new(false, VALIDATION_FAILED, message),
             model.metadata.generation,
         )]),
         ..Default::default()
