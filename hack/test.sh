@@ -17,6 +17,10 @@ counted() {
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "actionlint (.github/workflows; checks run: scripts with shellcheck when it is installed)"
+actionlint=$(hack/install-actionlint.sh | tail -n 1) # the pinned version, built once
+"$actionlint" .github/workflows/*.yml
+
 step "cargo deny check licenses bans sources (policy: deny.toml)"
 # Advisories are left out: their database comes from GitHub, which this machine cannot
 # reach; the GitHub workflow runs the full `cargo deny check`.

@@ -126,16 +126,20 @@ impl Rendered {
             .collect()
     }
 
-    /// Every pod spec: Deployments and Jobs.
+    /// Every pod spec: Deployments, Jobs and the job template of CronJobs.
     pub fn pod_specs(&self) -> Vec<(String, &Value)> {
         self.objects
             .iter()
-            .filter(|o| o["kind"] == "Deployment" || o["kind"] == "Job")
-            .map(|o| {
-                (
+            .filter_map(|o| {
+                let spec = match str(&o["kind"]) {
+                    "Deployment" | "Job" => &o["spec"]["template"]["spec"],
+                    "CronJob" => &o["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+                    _ => return None,
+                };
+                Some((
                     format!("{}/{}", str(&o["kind"]), str(&o["metadata"]["name"])),
-                    &o["spec"]["template"]["spec"],
-                )
+                    spec,
+                ))
             })
             .collect()
     }

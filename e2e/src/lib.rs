@@ -9,8 +9,10 @@
 //! wires the admission webhook behind the API server and asserts what it accepts or rejects,
 //! [`manifests`] writes graph manifests, [`ports`] hands out free ports, [`chart`] renders the
 //! Helm chart, [`platform`] installs it with helm (one cluster-wide install shared by the
-//! tests of a binary, or a release of a test's own).
+//! tests of a binary, or a release of a test's own), [`certificates`] plants and reads
+//! webhook certificates.
 
+pub mod certificates;
 pub mod chart;
 pub mod manifests;
 pub mod operator;

@@ -3,8 +3,9 @@
 //! ends, the pods of a release, and one cluster-wide install shared by the tests of a test
 //! binary.
 //!
-//! Only one cluster-wide operator may run, and no restricted one beside it (the chart refuses
-//! both), so tests of one binary that install differently take turns: [`SharedPlatform::join`]
+//! Only one cluster-wide operator may run (the chart refuses a second), and a test's own
+//! install must not share the cluster with another test's operators, so tests of one binary
+//! that install differently take turns: [`SharedPlatform::join`]
 //! shares the cluster-wide install among the tests running at once (installed by the first,
 //! uninstalled by the last), and [`ClusterToItself::wait`] waits until nobody uses it, for a
 //! test that installs a release of its own.

@@ -108,7 +108,8 @@ async fn install_time_checks_follow_the_conflict_table() {
         &dry_run("ns-new", &first.name, &as_strs(&restricted(&first.name))),
     );
 
-    // An installed cluster-wide operator blocks a second one and any restricted one.
+    // An installed cluster-wide operator blocks a second one; a restricted one beside it
+    // (hybrid mode) is allowed.
     assert_success(
         "install cluster-wide",
         &install("install", "cw-a", &first.name, &[]),
@@ -122,10 +123,9 @@ async fn install_time_checks_follow_the_conflict_table() {
             &first.name,
         ],
     );
-    assert_blocked(
+    assert_success(
         "restricted after cluster-wide",
         &dry_run("ns-b", &second.name, &as_strs(&restricted(&second.name))),
-        &["already manages every namespace", "\"cw-a\"", &first.name],
     );
     // Upgrading the installed release is not a conflict with itself.
     assert_success(
@@ -137,8 +137,8 @@ async fn install_time_checks_follow_the_conflict_table() {
         &helm(&["uninstall", "cw-a", "--namespace", &first.name, "--wait"]),
     );
 
-    // An installed restricted operator blocks a cluster-wide one and a second one on the
-    // same namespace; another namespace is fine.
+    // An installed restricted operator blocks a second one on the same namespace; another
+    // namespace is fine, and so is a cluster-wide one (hybrid mode).
     assert_success(
         "install restricted",
         &install(
@@ -148,14 +148,9 @@ async fn install_time_checks_follow_the_conflict_table() {
             &as_strs(&restricted(&first.name)),
         ),
     );
-    assert_blocked(
+    assert_success(
         "cluster-wide after restricted",
         &dry_run("cw-c", &second.name, &[]),
-        &[
-            "namespace-restricted Dynamo operator",
-            "\"ns-a\"",
-            &first.name,
-        ],
     );
     assert_success(
         "restricted in another namespace",
@@ -170,9 +165,9 @@ async fn install_time_checks_follow_the_conflict_table() {
         "uninstall restricted",
         &helm(&["uninstall", "ns-a", "--namespace", &first.name, "--wait"]),
     );
-    // With the conflicting release gone, the cluster-wide install is allowed again.
+    // With the conflicting release gone, the same namespace may be restricted again.
     assert_success(
-        "cluster-wide after uninstall",
-        &dry_run("cw-d", &second.name, &[]),
+        "restricted on the namespace after uninstall",
+        &dry_run("ns-d", &third.name, &as_strs(&restricted(&first.name))),
     );
 }

@@ -82,8 +82,9 @@ fn defaults_render_the_three_programs_wired_together() {
         image.starts_with("ghcr.io/dynamo-rs/dynamo-certgen:"),
         "{image}"
     );
-    // A new configuration has no webhook until the post-install Job adds it with the CA.
-    assert!(webhooks(&r).is_empty());
+    // Without a cluster (GitOps) the full webhooks render, without a CA: see
+    // `helm_template_renders_the_full_webhooks_for_gitops`.
+    assert_eq!(webhooks(&r).len(), 3);
     // No PVCs or LoadBalancers when NATS and etcd are off.
     assert!(!r.kinds().iter().any(|k| k == "PersistentVolumeClaim"));
     for service in r.of_kind("Service") {
@@ -1136,10 +1137,28 @@ fn published_chart_declares_the_upstream_dependencies() {
     };
     for (name, version, condition) in [
         ("dynamo-operator", "0.9.0", "dynamo-operator.enabled"),
-        ("etcd", "12.0.18", "etcd.enabled"),
-        ("nats", "1.3.2", "nats.enabled"),
-        ("grove", "v0.1.0-alpha.3", "grove.enabled"),
-        ("kai-scheduler", "v0.9.4", "kai-scheduler.enabled"),
+        // Upstream's later `global.<name>.install` switches come first: Helm uses the first
+        // path that is set, and the chart sets none of them by default.
+        (
+            "etcd",
+            "12.0.18",
+            "global.etcd.install,global.etcd.enabled,etcd.enabled",
+        ),
+        (
+            "nats",
+            "1.3.2",
+            "global.nats.install,global.nats.enabled,nats.enabled",
+        ),
+        (
+            "grove",
+            "v0.1.0-alpha.3",
+            "global.grove.install,grove.enabled",
+        ),
+        (
+            "kai-scheduler",
+            "v0.9.4",
+            "global.kai-scheduler.install,kai-scheduler.enabled",
+        ),
     ] {
         let dep = find(name);
         assert_eq!(dep["version"], version, "{name}");
@@ -1159,4 +1178,542 @@ fn disabling_the_operator_renders_none_of_it() {
         "rendered with the operator off: {:?}",
         r.kinds()
     );
+}
+
+/// The env value the cert generator gets: the webhooks it writes, as JSON.
+fn cert_generator_webhooks(container: &Value) -> Vec<serde_json::Value> {
+    let env = &container["env"][0];
+    assert_eq!(env["name"], "CERTGEN_VALIDATING_WEBHOOKS");
+    serde_json::from_str(str(&env["value"])).unwrap()
+}
+
+#[test]
+fn helm_template_renders_the_full_webhooks_for_gitops() {
+    // Rendered without a cluster (as Argo CD renders), the configuration holds the webhooks
+    // the post-install Job writes, minus the CA it adds: a GitOps sync keeps them instead of
+    // deleting them. (On a live install a new configuration starts empty; the e2e tests
+    // cover that, since only a cluster answers the lookup.)
+    let r = render(&[]);
+    let rendered: Vec<serde_json::Value> = webhooks(&r)
+        .iter()
+        .map(|w| serde_json::to_value(w).unwrap())
+        .collect();
+    for webhook in &rendered {
+        assert!(
+            webhook["clientConfig"].get("caBundle").is_none(),
+            "the chart must never carry the generated CA: {webhook}"
+        );
+        assert_eq!(webhook["failurePolicy"], "Fail");
+    }
+    let job = r.expect("Job", &format!("{FULL}-webhook-ca-inject-1"));
+    let written = cert_generator_webhooks(&job["spec"]["template"]["spec"]["containers"][0]);
+    assert_eq!(rendered, written);
+    // Restricted installs too, with their own name and target-namespace selector.
+    let restricted = set(&["dynamo-operator.namespaceRestriction.enabled=true"]);
+    let configuration = restricted.expect(
+        "ValidatingWebhookConfiguration",
+        &format!("{FULL}-validating-{NS}"),
+    );
+    let hooks = configuration["webhooks"].as_sequence().unwrap();
+    assert_eq!(hooks.len(), 3);
+    for webhook in hooks {
+        assert_eq!(
+            webhook["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            NS
+        );
+    }
+}
+
+/// The renewal CronJob of a render, or a panic.
+fn renewal_cron_job(r: &Rendered) -> &Value {
+    r.expect("CronJob", &format!("{FULL}-webhook-cert-renewal"))
+}
+
+#[test]
+fn a_daily_cron_job_renews_the_automatic_certificate_with_the_hook_jobs_rights() {
+    let r = set(&["dynamo-operator.webhook.certificateValidity=60"]);
+    let cron = renewal_cron_job(&r);
+    assert_eq!(cron["spec"]["schedule"], "17 3 * * *");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let post = r.expect("Job", &format!("{FULL}-webhook-ca-inject-1"));
+    let post_container = &post["spec"]["template"]["spec"]["containers"][0];
+    // The same program with the same arguments and webhooks as the post-install Job.
+    assert_eq!(container["image"], post_container["image"]);
+    assert_eq!(container["args"], post_container["args"]);
+    assert_eq!(
+        cert_generator_webhooks(container),
+        cert_generator_webhooks(post_container)
+    );
+    let args = container["args"].as_sequence().unwrap();
+    for expected in [
+        "--renew-before-days=20",
+        "--validity-days=60",
+        "--wait-for-configurations=60s",
+    ] {
+        assert!(args.iter().any(|a| a == expected), "{expected}: {args:?}");
+    }
+    // Its own ServiceAccount (hook objects are deleted after their run) with exactly the
+    // rights of the hook Job's.
+    let account = format!("{FULL}-webhook-cert-renewal");
+    assert_eq!(pod["serviceAccountName"], account.as_str());
+    r.expect("ServiceAccount", &account);
+    for (kind, renewal, hook) in [
+        ("Role", account.clone(), format!("{FULL}-webhook-ca-inject")),
+        (
+            "ClusterRole",
+            format!("{account}-{NS}"),
+            format!("{FULL}-webhook-ca-inject-{NS}"),
+        ),
+    ] {
+        let role = r.expect(kind, &renewal);
+        assert!(role["metadata"]["annotations"]["helm.sh/hook"].is_null());
+        assert_eq!(role["rules"], r.expect(kind, &hook)["rules"], "{kind}");
+    }
+    for (kind, name) in [
+        ("RoleBinding", account.clone()),
+        ("ClusterRoleBinding", format!("{account}-{NS}")),
+    ] {
+        let binding = r.expect(kind, &name);
+        assert_eq!(binding["subjects"][0]["name"], account.as_str(), "{kind}");
+        assert_eq!(binding["subjects"][0]["namespace"], NS, "{kind}");
+    }
+
+    let custom = set(&["dynamo-operator.webhook.certificateRenewal.schedule=@weekly"]);
+    assert_eq!(renewal_cron_job(&custom)["spec"]["schedule"], "@weekly");
+    // Only the automatic mode renews this way; cert-manager and external Secrets renew
+    // by their own means.
+    for (what, values) in [
+        (
+            "renewal off",
+            vec!["dynamo-operator.webhook.certificateRenewal.enabled=false".to_owned()],
+        ),
+        (
+            "cert-manager",
+            vec!["dynamo-operator.webhook.certManager.enabled=true".to_owned()],
+        ),
+        (
+            "external",
+            vec![
+                "dynamo-operator.webhook.certificateSecret.external=true".to_owned(),
+                format!("dynamo-operator.webhook.caBundle={}", external_ca()),
+            ],
+        ),
+        (
+            "webhook off",
+            vec!["dynamo-operator.webhook.enabled=false".to_owned()],
+        ),
+    ] {
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let r = set(&values);
+        assert!(r.of_kind("CronJob").next().is_none(), "{what}");
+        assert!(
+            r.get("ServiceAccount", &account).is_none(),
+            "{what}: renewal ServiceAccount rendered"
+        );
+    }
+    let bad = template(
+        "dp",
+        NS,
+        &[
+            "--set",
+            "dynamo-operator.webhook.certificateRenewal.schedule=daily",
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        bad.contains("dynamo-operator.webhook.certificateRenewal.schedule"),
+        "{bad}"
+    );
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(chart::repo().join("e2e/fixtures").join(name)).unwrap()
+}
+
+fn pod_template<'a>(r: &'a Rendered, kind: &str, name: &str) -> &'a Value {
+    &r.expect(kind, name)["spec"]["template"]
+}
+
+/// Selectors are immutable: ours must be upstream's for `helm upgrade` from an upstream
+/// release, and the pod labels must still carry it (plus the component).
+#[test]
+fn manager_selector_equals_upstreams_so_upgrades_from_upstream_work() {
+    let upstream: Value = serde_yaml::from_str(&fixture("upstream-manager-selector.yaml")).unwrap();
+    let r = render(&[]);
+    let manager = r.expect("Deployment", &format!("{FULL}-controller-manager"));
+    assert_eq!(manager["spec"]["selector"], upstream);
+    let labels = manager["spec"]["template"]["metadata"]["labels"]
+        .as_mapping()
+        .unwrap();
+    for (key, value) in upstream["matchLabels"].as_mapping().unwrap() {
+        assert_eq!(labels.get(key), Some(value), "pod label {key:?}");
+    }
+    assert_eq!(
+        labels.get("app.kubernetes.io/component").unwrap(),
+        "manager"
+    );
+    // The webhook pods carry no control-plane label, so the manager selector never matches them.
+    let webhook = pod_template(&r, "Deployment", &format!("{FULL}-webhook"));
+    assert!(webhook["metadata"]["labels"].get("control-plane").is_none());
+    // Extra pod labels cannot change the selector labels.
+    let r = set(&[
+        "dynamo-operator.controllerManager.podLabels.control-plane=other",
+        "dynamo-operator.controllerManager.podLabels.team=ml",
+    ]);
+    let template = pod_template(&r, "Deployment", &format!("{FULL}-controller-manager"));
+    assert_eq!(
+        template["metadata"]["labels"]["control-plane"],
+        "controller-manager"
+    );
+    assert_eq!(template["metadata"]["labels"]["team"], "ml");
+}
+
+#[test]
+fn service_account_annotations_reach_the_manager_and_component_accounts() {
+    let r = set(&[
+        "dynamo-operator.controllerManager.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/op",
+        "dynamo-operator.dynamo.components.serviceAccount.annotations.iam\\.gke\\.io/gcp-service-account=c@p.iam.gserviceaccount.com",
+    ]);
+    let manager = r.expect("ServiceAccount", &format!("{FULL}-controller-manager"));
+    assert_eq!(
+        manager["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::1:role/op"
+    );
+    let component = r.expect("ServiceAccount", &format!("{FULL}-component"));
+    assert_eq!(
+        component["metadata"]["annotations"]["iam.gke.io/gcp-service-account"],
+        "c@p.iam.gserviceaccount.com"
+    );
+}
+
+#[test]
+fn manager_pod_annotations_env_and_container_security_context_are_honoured() {
+    let r = set(&[
+        "dynamo-operator.controllerManager.podAnnotations.example\\.com/scrape=no",
+        "dynamo-operator.env[0].name=HTTPS_PROXY",
+        "dynamo-operator.env[0].value=http://proxy:3128",
+        "dynamo-operator.controllerManager.manager.containerSecurityContext.runAsUser=1001",
+    ]);
+    let template = pod_template(&r, "Deployment", &format!("{FULL}-controller-manager"));
+    let annotations = &template["metadata"]["annotations"];
+    assert_eq!(annotations["example.com/scrape"], "no");
+    assert_eq!(
+        annotations["kubectl.kubernetes.io/default-container"],
+        "manager"
+    );
+    let container = &template["spec"]["containers"][0];
+    let env = container["env"].as_sequence().unwrap();
+    assert_eq!(env[0]["name"], "KUBERNETES_CLUSTER_DOMAIN");
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "HTTPS_PROXY" && e["value"] == "http://proxy:3128"),
+        "{env:?}"
+    );
+    // A map replaces the manager's container securityContext (the webhook keeps the default).
+    assert_eq!(
+        container["securityContext"],
+        serde_yaml::from_str::<Value>("runAsUser: 1001").unwrap()
+    );
+    let webhook = pod_template(&r, "Deployment", &format!("{FULL}-webhook"));
+    assert_eq!(
+        webhook["spec"]["containers"][0]["securityContext"]["runAsUser"],
+        65532
+    );
+}
+
+#[test]
+fn metrics_service_type_ports_and_labels_are_honoured() {
+    let r = render(&[
+        "--set",
+        "dynamo-operator.metricsService.type=NodePort",
+        "--set",
+        "dynamo-operator.metricsService.labels.team=ml",
+        "--set-json",
+        r#"dynamo-operator.metricsService.ports=[{"name":"https","port":9443,"targetPort":"https","nodePort":30443}]"#,
+    ]);
+    let service = r.expect("Service", FULL);
+    assert_eq!(service["spec"]["type"], "NodePort");
+    assert_eq!(service["metadata"]["labels"]["team"], "ml");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9443);
+    assert_eq!(service["spec"]["ports"][0]["nodePort"], 30443);
+    // Upstream's later default `enabled: null` still creates the Service.
+    let r = set(&["dynamo-operator.metricsService.enabled=null"]);
+    assert_eq!(r.expect("Service", FULL)["spec"]["type"], "ClusterIP");
+}
+
+#[test]
+fn name_overrides_rename_every_object() {
+    let r = set(&["dynamo-operator.fullnameOverride=dynamo"]);
+    r.expect("Deployment", "dynamo-controller-manager");
+    r.expect("Deployment", "dynamo-webhook");
+    r.expect("ServiceAccount", "dynamo-component");
+    assert!(
+        r.get("Deployment", &format!("{FULL}-controller-manager"))
+            .is_none()
+    );
+    let r = set(&["dynamo-operator.nameOverride=ops"]);
+    let manager = r.expect("Deployment", "dp-ops-controller-manager");
+    assert_eq!(
+        manager["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "ops"
+    );
+}
+
+#[test]
+fn turning_nats_off_gives_the_operator_no_nats_address() {
+    let nats = |args: &[String]| -> Option<String> {
+        args.iter().find(|a| a.starts_with("--natsAddr")).cloned()
+    };
+    let on = manager_args(&render(&[]));
+    assert_eq!(
+        nats(&on).as_deref(),
+        Some("--natsAddr=nats://dp-nats.dynamo-system.svc.cluster.local:4222")
+    );
+    for off in [
+        "dynamo-operator.nats.enabled=false",
+        "global.nats.enabled=false",
+        "global.nats.install=false",
+    ] {
+        let args = manager_args(&set(&[off]));
+        assert_eq!(nats(&args), None, "{off}: {args:?}");
+    }
+    // An explicit address is an external NATS: always given.
+    let args = manager_args(&set(&[
+        "dynamo-operator.nats.enabled=false",
+        "dynamo-operator.natsAddr=nats://ext:4222",
+    ]));
+    assert_eq!(nats(&args).as_deref(), Some("--natsAddr=nats://ext:4222"));
+    // Upstream's global.etcd.install=false likewise drops the bundled etcd address.
+    let args = manager_args(&set(&["global.etcd.install=false"]));
+    assert!(
+        !args.iter().any(|a| a.starts_with("--etcdAddr")),
+        "{args:?}"
+    );
+}
+
+/// The bundled NATS chart's nats-box Deployment (and its `helm test` Pod, which needs it) is
+/// off, as upstream has it.
+#[test]
+fn platform_values_turn_off_the_nats_box() {
+    let platform: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart::repo().join("charts/platform/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(platform["nats"]["natsBox"]["enabled"], false);
+}
+
+#[test]
+fn openshift_and_empty_security_contexts_drop_the_fixed_uid() {
+    let uid_free = |r: &Rendered| {
+        let pods = r.pod_specs();
+        assert!(pods.len() >= 5, "{pods:?}");
+        for (name, pod) in pods {
+            let text = serde_yaml::to_string(pod).unwrap();
+            assert!(!text.contains("65532"), "{name}: {text}");
+        }
+    };
+    let r = set(&["dynamo-operator.openshift=true"]);
+    uid_free(&r);
+    for (name, pod) in r.pod_specs() {
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+        let container = &pod["containers"][0]["securityContext"];
+        assert_eq!(container["readOnlyRootFilesystem"], true, "{name}");
+    }
+    let r = render(&[
+        "--set-json",
+        "dynamo-operator.podSecurityContext={}",
+        "--set-json",
+        "dynamo-operator.containerSecurityContext={}",
+    ]);
+    uid_free(&r);
+    for (name, pod) in r.pod_specs() {
+        assert!(pod.get("securityContext").is_none(), "{name}");
+        if !name.contains("controller-manager") && !name.contains("-webhook") {
+            continue;
+        }
+        assert!(
+            pod["containers"][0].get("securityContext").is_none(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn webhook_spreads_over_nodes_by_default() {
+    let r = render(&[]);
+    let pod = &pod_template(&r, "Deployment", &format!("{FULL}-webhook"))["spec"];
+    let term =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(
+        term["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        term["podAffinityTerm"]["labelSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "webhook"
+    );
+    let spread = &pod["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(spread["whenUnsatisfiable"], "ScheduleAnyway");
+    // The controllerManager's node affinity keeps the spread beside it.
+    let r = set(&[
+        "dynamo-operator.controllerManager.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+        "dynamo-operator.controllerManager.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].key=pool",
+        "dynamo-operator.controllerManager.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].operator=Exists",
+    ]);
+    let affinity = &pod_template(&r, "Deployment", &format!("{FULL}-webhook"))["spec"]["affinity"];
+    assert_eq!(
+        affinity["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"],
+        1
+    );
+    assert_eq!(
+        affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"],
+        100
+    );
+    let r = set(&["dynamo-operator.webhook.spreadAcrossNodes=false"]);
+    let pod = &pod_template(&r, "Deployment", &format!("{FULL}-webhook"))["spec"];
+    assert!(pod.get("affinity").is_none() && pod.get("topologySpreadConstraints").is_none());
+}
+
+/// priorityClassName, nodeSelector, tolerations and affinity of the controllerManager reach
+/// every pod; each component's own values win; every pod's resources can be set.
+#[test]
+fn scheduling_and_resources_reach_every_pod() {
+    let r = set(&[
+        "dynamo-operator.controllerManager.priorityClassName=system-cluster-critical",
+        "dynamo-operator.controllerManager.nodeSelector.pool=system",
+        "dynamo-operator.controllerManager.tolerations[0].key=dedicated",
+        "dynamo-operator.controllerManager.tolerations[0].operator=Exists",
+        "dynamo-operator.webhook.priorityClassName=webhook-critical",
+        "dynamo-operator.webhook.certGenerator.nodeSelector.pool=jobs",
+        "dynamo-operator.dynamo.mpiRun.sshKeygen.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+        "dynamo-operator.dynamo.mpiRun.sshKeygen.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].key=pool",
+        "dynamo-operator.dynamo.mpiRun.sshKeygen.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].operator=Exists",
+        "dynamo-operator.webhook.resources.limits.memory=256Mi",
+        "dynamo-operator.webhook.certGenerator.resources.limits.memory=96Mi",
+        "dynamo-operator.dynamo.mpiRun.sshKeygen.resources.limits.memory=80Mi",
+    ]);
+    for (name, pod) in r.pod_specs() {
+        assert_eq!(pod["tolerations"][0]["key"], "dedicated", "{name}");
+        let priority = if name.ends_with("-webhook") {
+            "webhook-critical"
+        } else {
+            "system-cluster-critical"
+        };
+        assert_eq!(pod["priorityClassName"], priority, "{name}");
+        // The certificate Jobs (and the renewal CronJob) run the cert generator.
+        let pool = if ["cert-gen", "ca-inject", "cert-renewal"]
+            .iter()
+            .any(|job| name.contains(job))
+        {
+            "jobs"
+        } else {
+            "system"
+        };
+        assert_eq!(pod["nodeSelector"]["pool"], pool, "{name}");
+    }
+    let keygen = &pod_template(&r, "Job", &format!("{FULL}-ssh-keygen"))["spec"];
+    assert_eq!(
+        keygen["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"],
+        1
+    );
+    let memory = |kind: &str, name: &str| -> String {
+        str(&pod_template(&r, kind, name)["spec"]["containers"][0]["resources"]["limits"]["memory"])
+            .to_owned()
+    };
+    assert_eq!(memory("Deployment", &format!("{FULL}-webhook")), "256Mi");
+    assert_eq!(memory("Job", &format!("{FULL}-webhook-cert-gen-1")), "96Mi");
+    assert_eq!(
+        memory("Job", &format!("{FULL}-webhook-ca-inject-1")),
+        "96Mi"
+    );
+    assert_eq!(memory("Job", &format!("{FULL}-ssh-keygen")), "80Mi");
+}
+
+/// values.schema.json refuses a wrong type, naming the key.
+#[test]
+fn schema_refuses_wrong_types_naming_the_key() {
+    for (args, key) in [
+        (
+            [
+                "--set",
+                "dynamo-operator.controllerManager.tolerations=oops",
+            ],
+            "/dynamo-operator/controllerManager/tolerations",
+        ),
+        (
+            ["--set-string", "dynamo-operator.webhook.enabled=yes"],
+            "/dynamo-operator/webhook/enabled",
+        ),
+        (
+            ["--set-string", "global.nats.install=no"],
+            "/global/nats/install",
+        ),
+        (
+            ["--set", "dynamo-operator.metricsService.type=Internal"],
+            "/dynamo-operator/metricsService/type",
+        ),
+        (
+            ["--set", "dynamo-operator.env=HTTPS_PROXY"],
+            "/dynamo-operator/env",
+        ),
+    ] {
+        let error = template("dp", NS, &args)
+            .err()
+            .unwrap_or_else(|| panic!("{args:?} rendered"));
+        assert!(error.contains(key), "{args:?}: expected {key} in:\n{error}");
+    }
+}
+
+/// Upstream's values (the README table with its defaults, and the keys of the values files
+/// beyond it) pass the schema and render.
+#[test]
+fn upstream_values_pass_the_schema() {
+    let mut values = Value::Mapping(Default::default());
+    for line in fixture("upstream-values.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (key, default) = line.split_once('\t').expect("key<TAB>default");
+        let mut slot = &mut values;
+        for part in split_key(key) {
+            slot = match part {
+                Part::Key(k) => {
+                    if !slot.is_mapping() {
+                        *slot = Value::Mapping(Default::default());
+                    }
+                    slot.as_mapping_mut()
+                        .unwrap()
+                        .entry(Value::from(k))
+                        .or_insert(Value::Null)
+                }
+                Part::Index(i) => {
+                    if !slot.is_sequence() {
+                        *slot = Value::Sequence(Vec::new());
+                    }
+                    let list = slot.as_sequence_mut().unwrap();
+                    list.resize(list.len().max(i + 1), Value::Null);
+                    &mut list[i]
+                }
+            };
+        }
+        *slot = serde_yaml::from_str(default).unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("dynamo-upstream-values-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let table = dir.join("table.yaml");
+    std::fs::write(&table, serde_yaml::to_string(&values).unwrap()).unwrap();
+    let extra = chart::repo().join("e2e/fixtures/upstream-values-extra.yaml");
+    for files in [vec![&table], vec![&table, &extra]] {
+        let mut args = Vec::new();
+        for file in &files {
+            args.push("-f");
+            args.push(file.to_str().unwrap());
+        }
+        let r = render(&args);
+        r.expect("Deployment", &format!("{FULL}-controller-manager"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,6 +3,7 @@
 
 pub mod crd;
 pub mod labels;
+pub mod offline;
 pub mod parse;
 pub mod schema;
 pub mod v1alpha1;

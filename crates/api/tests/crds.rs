@@ -264,6 +264,16 @@ fn graph_schema_carries_the_documented_constraints() {
         property(service, ".modelRef").unwrap()["required"],
         serde_json::json!(["name"])
     );
+    // As upstream's: a checkpoint identity names its model and backend.
+    let identity = property(service, ".checkpoint.identity").unwrap();
+    assert_eq!(
+        identity["required"],
+        serde_json::json!(["backendFramework", "model"])
+    );
+    assert_eq!(
+        property(identity, ".tensorParallelSize").unwrap()["minimum"],
+        1.0
+    );
     for deprecated in ["dynamoNamespace", "autoscaling"] {
         assert!(
             property(service, &format!(".{deprecated}")).is_some(),

@@ -27,7 +27,7 @@ fn every_example_passes() {
     let (code, text) = validate(&refs);
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains(&format!("{} checked, 0 rejected", files.len())),
+        text.contains(&format!("{} objects checked, 0 refused", files.len())),
         "{text}"
     );
 }
@@ -47,21 +47,19 @@ fn a_bad_manifest_is_reported_with_file_and_field() {
     let shown = file.display().to_string();
     assert!(
         text.contains(&format!(
-            "{shown}: DynamoGraphDeployment/bad: spec.services.Frontend.ingress.host"
+            "{shown}:1: DynamoGraphDeployment/bad: spec.services.Frontend.ingress.host"
         )),
         "{text}"
     );
     assert!(
-        text.contains(&format!("{shown}: DynamoModel/m: spec.source.uri")),
+        text.contains(&format!("{shown}:2: DynamoModel/m: spec.source.uri")),
         "{text}"
     );
     assert!(
-        text.contains(
-            "DynamoGraphDeployment/typo: spec.backendFramework: unknown variant `tensorflow`"
-        ),
+        text.contains("DynamoGraphDeployment/typo: spec.backendFramework: "),
         "{text}"
     );
-    assert!(text.contains("3 checked, 3 rejected"), "{text}");
+    assert!(text.contains("3 objects checked, 3 refused"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -81,7 +79,7 @@ fn documents_of_other_kinds_are_skipped() {
         text.contains("DynamoComponentDeployment/w: spec.replicas"),
         "{text}"
     );
-    assert!(!text.contains("ConfigMap"), "{text}");
-    assert!(text.contains("1 checked, 1 rejected"), "{text}");
+    assert!(text.contains("ConfigMap/settings: note: skipped"), "{text}");
+    assert!(text.contains("1 objects checked, 1 refused"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }

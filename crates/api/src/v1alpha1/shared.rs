@@ -315,13 +315,18 @@ pub struct ServiceCheckpointConfig {
     pub identity: Option<CheckpointIdentity>,
 }
 
-/// What makes two checkpoints interchangeable.
+/// What makes two checkpoints interchangeable; `model` and `backendFramework` are required.
+// The schema requires both, as upstream's does; the fields stay `Option` so that objects stored
+// before it did still decode (the API server lets their unchanged fields pass on update).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckpointIdentity {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Model identifier, for example `meta-llama/Llama-3-70B`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required)]
     pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required)]
     pub backend_framework: Option<BackendFramework>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamo_version: Option<String>,
@@ -373,6 +378,14 @@ mod tests {
             assert_eq!(spec.node_count(), nodes, "{yaml}");
             assert_eq!(spec.is_multinode(), multinode, "{yaml}");
         }
+    }
+
+    #[test]
+    fn a_checkpoint_identity_stored_without_its_model_still_decodes() {
+        let spec = spec("checkpoint: {identity: {backendFramework: vllm}}");
+        let identity = spec.checkpoint.unwrap().identity.unwrap();
+        assert_eq!(identity.model, None);
+        assert_eq!(identity.backend_framework, Some(BackendFramework::Vllm));
     }
 
     #[test]

@@ -1,15 +1,20 @@
 {{/* Names, labels and the values every template derives. */}}
 
 {{- define "dynamo-operator.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Release name + "-dynamo-operator", unless the release name already contains it. */}}
+{{/* fullnameOverride, else release name + "-" + name, unless the release name already contains the name. */}}
 {{- define "dynamo-operator.fullname" -}}
-{{- if contains .Chart.Name .Release.Name }}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
 {{- .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -55,6 +60,22 @@ whether the API (given as "group/version/Kind") exists at install time. Call wit
 {{- $switch := index . 0 }}{{- $api := index . 1 }}{{- $root := index . 2 }}
 {{- if kindIs "bool" $switch }}{{ if $switch }}true{{ end }}
 {{- else if $root.Capabilities.APIVersions.Has $api }}true{{- end }}
+{{- end }}
+
+{{/*
+Whether the operator is pointed at the bundled NATS / etcd by default: not when
+`nats.enabled` (NATS only) is false, nor when `global.<name>.install` or
+`global.<name>.enabled` is false. Call with (list . "nats"); yields "true" or "".
+*/}}
+{{- define "dynamo-operator.bundled" -}}
+{{- $root := index . 0 }}{{- $name := index . 1 }}
+{{- $on := true }}
+{{- if and (eq $name "nats") (hasKey $root.Values "nats") (kindIs "map" $root.Values.nats) (eq (toString (get $root.Values.nats "enabled")) "false") }}{{ $on = false }}{{ end }}
+{{- $global := get ($root.Values.global | default dict) $name | default dict }}
+{{- range $key := list "install" "enabled" }}
+{{- if and (kindIs "map" $global) (eq (toString (get $global $key)) "false") }}{{ $on = false }}{{ end }}
+{{- end }}
+{{- if $on }}true{{ end }}
 {{- end }}
 
 {{- define "dynamo-operator.restricted" -}}
@@ -125,36 +146,106 @@ graph namespace (cluster-wide mode). */}}
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
 {{- end }}
 
-{{/* Restricted Pod Security Standard settings shared by every pod of this chart. */}}
-{{- define "dynamo-operator.podSecurityContext" -}}
+{{/*
+Restricted Pod Security Standard settings shared by every pod of this chart. With `openshift`
+the fixed UID/GID 65532 is left out (OpenShift's restricted SCC assigns them). A
+`podSecurityContext` / `containerSecurityContext` map replaces these settings; `{}` omits them.
+*/}}
+{{- define "dynamo-operator.defaultPodSecurityContext" -}}
 runAsNonRoot: true
+{{- if not .Values.openshift }}
 runAsUser: 65532
 runAsGroup: 65532
 fsGroup: 65532
+{{- end }}
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{- define "dynamo-operator.containerSecurityContext" -}}
+{{- define "dynamo-operator.defaultContainerSecurityContext" -}}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 runAsNonRoot: true
+{{- if not .Values.openshift }}
 runAsUser: 65532
+{{- end }}
 capabilities:
   drop: ["ALL"]
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* Scheduling shared by the operator's pods (tolerations and affinity of controllerManager). */}}
+{{/* A securityContext field: the given map (omitted when empty), else the default. Call with
+(list value defaultTemplate root indent); renders "securityContext:" with its body or nothing. */}}
+{{- define "dynamo-operator.securityContextField" -}}
+{{- $value := index . 0 }}{{- $default := index . 1 }}{{- $root := index . 2 }}{{- $indent := index . 3 }}
+{{- if kindIs "map" $value }}
+{{- if $value }}
+securityContext:
+{{- toYaml $value | nindent $indent }}
+{{- end }}
+{{- else }}
+securityContext:
+{{- include $default $root | nindent $indent }}
+{{- end }}
+{{- end }}
+
+{{/* Pod securityContext line (at pod spec level, 6 spaces in a Deployment/Job). */}}
+{{- define "dynamo-operator.podSecurityContext" -}}
+{{- include "dynamo-operator.securityContextField" (list .Values.podSecurityContext "dynamo-operator.defaultPodSecurityContext" . 2) }}
+{{- end }}
+
+{{/* Container securityContext: `override` (e.g. controllerManager.manager.containerSecurityContext)
+when it is a map, else containerSecurityContext, else the default. Call with (dict "root" . "override" x). */}}
+{{- define "dynamo-operator.containerSecurityContext" -}}
+{{- $value := .root.Values.containerSecurityContext }}
+{{- if kindIs "map" .override }}{{ $value = .override }}{{ end }}
+{{- include "dynamo-operator.securityContextField" (list $value "dynamo-operator.defaultContainerSecurityContext" .root 2) }}
+{{- end }}
+
+{{/*
+Scheduling of one pod: the component's own nodeSelector, tolerations, affinity,
+topologySpreadConstraints and priorityClassName where set, else the controllerManager's.
+Call with (dict "root" . "own" <component values or dict>); `spread` adds preferred
+anti-affinity and a topology spread by hostname when no affinity / constraints are given.
+*/}}
 {{- define "dynamo-operator.scheduling" -}}
-{{- with .Values.controllerManager.tolerations }}
+{{- $cm := .root.Values.controllerManager }}
+{{- $own := .own | default dict }}
+{{- with (get $own "priorityClassName") | default $cm.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with (get $own "nodeSelector") | default $cm.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (get $own "tolerations") | default $cm.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.controllerManager.affinity }}
+{{- $affinity := (get $own "affinity") | default $cm.affinity }}
+{{- /* The spread joins an affinity map that has no podAntiAffinity of its own. */}}
+{{- if and .spread (or (not $affinity) (and (kindIs "map" $affinity) (not (hasKey $affinity "podAntiAffinity")))) }}
+{{- $spread := dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" (dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (fromYaml .spread))))) }}
+{{- $affinity = merge (dict "podAntiAffinity" $spread) (deepCopy ($affinity | default dict)) }}
+{{- end }}
+{{- with $affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (get $own "topologySpreadConstraints") }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
+{{- if .spread }}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- .spread | nindent 8 }}
+{{- end }}
 {{- end }}
 {{- end }}
 

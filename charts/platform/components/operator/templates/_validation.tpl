@@ -59,6 +59,15 @@ and the way out. Checks that need the cluster use `lookup`, which finds nothing 
 {{- if or (not (or (kindIs "int" $w.certificateValidity) (kindIs "int64" $w.certificateValidity) (kindIs "float64" $w.certificateValidity))) (lt (int $w.certificateValidity) 2) }}
 {{- fail (printf "dynamo-operator.webhook.certificateValidity must be a whole number of days, at least 2, got %v" $w.certificateValidity) }}
 {{- end }}
+{{- $renewal := default (dict) $w.certificateRenewal }}
+{{- if not (kindIs "bool" $renewal.enabled) }}
+{{- fail (printf "dynamo-operator.webhook.certificateRenewal.enabled must be true or false, got %v" $renewal.enabled) }}
+{{- end }}
+{{- if and $renewal.enabled (include "dynamo-operator.autoCerts" .) }}
+{{- if not (regexMatch "^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\\S+( \\S+){4})$" (toString $renewal.schedule)) }}
+{{- fail (printf "dynamo-operator.webhook.certificateRenewal.schedule must be a cron schedule of five fields (like \"17 3 * * *\") or a macro like @daily, got %q" (toString $renewal.schedule)) }}
+{{- end }}
+{{- end }}
 {{- if not (kindIs "map" $w.namespaceSelector) }}
 {{- fail (printf "dynamo-operator.webhook.namespaceSelector must be a label selector object (matchLabels / matchExpressions), got %v" $w.namespaceSelector) }}
 {{- end }}
@@ -87,8 +96,10 @@ and the way out. Checks that need the cluster use `lookup`, which finds nothing 
 {{- end }}
 
 {{/*
-The conflict table: at most one cluster-wide operator; no restricted operator beside a
-cluster-wide one (either order); restricted operators only in different target namespaces.
+The conflict table: at most one cluster-wide operator; restricted operators only in different
+target namespaces. A restricted operator beside a cluster-wide one (hybrid mode, either order)
+is allowed: the restricted operator holds the namespace-scope Lease in its target namespace,
+and the cluster-wide operator and webhook leave that namespace alone while the Lease is live.
 Other installs are found by the scope label on their manager ClusterRole / Role; Helm's
 annotations on that object name their release.
 */}}
@@ -116,18 +127,10 @@ annotations on that object name their release.
 {{- end }}
 {{- end }}
 {{- range $other := $others }}
-{{- if eq $other.scope "cluster-wide" }}
-{{- if $restricted }}
-{{- fail (printf "a cluster-wide Dynamo operator (release %q in namespace %q) already manages every namespace, including %q: use that operator, or remove it first (helm uninstall %s -n %s)" $other.release $other.namespace $target $other.release $other.namespace) }}
-{{- else }}
-{{- fail (printf "a cluster-wide Dynamo operator is already installed (release %q in namespace %q); only one may run per cluster: use it, remove it first (helm uninstall %s -n %s), or install this one with dynamo-operator.namespaceRestriction.enabled=true" $other.release $other.namespace $other.release $other.namespace) }}
-{{- end }}
-{{- else }}
-{{- if not $restricted }}
-{{- fail (printf "a namespace-restricted Dynamo operator (release %q in namespace %q, managing %q) is installed; a cluster-wide operator would manage that namespace too: remove it first (helm uninstall %s -n %s), or install this one with dynamo-operator.namespaceRestriction.enabled=true" $other.release $other.namespace $other.target $other.release $other.namespace) }}
-{{- else if eq $other.target $target }}
+{{- if and (eq $other.scope "cluster-wide") (not $restricted) }}
+{{- fail (printf "a cluster-wide Dynamo operator is already installed (release %q in namespace %q); only one may run per cluster: use it, remove it first (helm uninstall %s -n %s), or install this one with dynamo-operator.namespaceRestriction.enabled=true to manage one namespace beside it" $other.release $other.namespace $other.release $other.namespace) }}
+{{- else if and (ne $other.scope "cluster-wide") $restricted (eq $other.target $target) }}
 {{- fail (printf "namespace %q is already managed by the namespace-restricted Dynamo operator of release %q in namespace %q: choose another dynamo-operator.namespaceRestriction.targetNamespace, or remove that release first (helm uninstall %s -n %s)" $target $other.release $other.namespace $other.release $other.namespace) }}
-{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -40,3 +40,32 @@ The cert generator gets the same list (as JSON) to create them on the first inst
   objectSelector: {}
 {{- end }}
 {{- end }}
+
+{{/*
+The cert generator's args and env, shared by the hook Jobs and the renewal CronJob so they all
+mint the same certificate and write the same webhooks. Call with (dict "root" $ "phase" P):
+"pre" runs before Helm creates the configuration (skips it when missing); "post" and "renew"
+wait for it.
+*/}}
+{{- define "dynamo-operator.certGenArgsAndEnv" -}}
+{{- $root := .root }}
+{{- $validity := int $root.Values.webhook.certificateValidity }}
+{{- $renewBefore := ternary 30 (div $validity 3) (gt $validity 90) }}
+args:
+  - --namespace={{ $root.Release.Namespace }}
+  - --secret-name={{ $root.Values.webhook.certificateSecret.name }}
+  - --service-name={{ include "dynamo-operator.webhookServiceName" $root }}
+  - --cluster-domain={{ $root.Values.kubernetesClusterDomain }}
+  - --validity-days={{ $validity }}
+  - --ca-validity-days={{ mul $validity 10 }}
+  - --renew-before-days={{ $renewBefore }}
+  - --validating-configuration={{ include "dynamo-operator.validatingConfigurationName" $root }}
+  {{- if eq .phase "pre" }}
+  - --skip-missing-configurations
+  {{- else }}
+  - --wait-for-configurations=60s
+  {{- end }}
+env:
+  - name: CERTGEN_VALIDATING_WEBHOOKS
+    value: {{ include "dynamo-operator.webhooks" $root | fromYamlArray | toJson | quote }}
+{{- end }}
