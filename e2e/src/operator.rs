@@ -131,7 +131,8 @@ impl Operator {
 }
 
 /// `GET path` on a loopback port; the status code and the whole response.
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+/// A plain HTTP GET on 127.0.0.1: the status and the whole response.
+pub(crate) async fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .ok()?;

@@ -31,6 +31,19 @@ pub enum WebhookScope {
 pub struct Webhook {
     _process: Running,
     configuration: String,
+    /// The plain port serving `/healthz`, `/readyz` and `/metrics` on 127.0.0.1.
+    health_port: u16,
+}
+
+impl Webhook {
+    /// The plain-HTTP `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let (status, text) = crate::operator::get(self.health_port, "/metrics")
+            .await
+            .expect("webhook /metrics");
+        assert_eq!(status, 200, "webhook /metrics:\n{text}");
+        text
+    }
 }
 
 impl Drop for Webhook {
@@ -61,7 +74,8 @@ pub async fn start_webhook(ns: &TestNamespace, scope: WebhookScope) -> Webhook {
     let cert_dir = write_certificate(ns, &configuration).await;
 
     let listen = format!("0.0.0.0:{port}");
-    let health = format!("127.0.0.1:{}", free_port());
+    let health_port = free_port();
+    let health = format!("127.0.0.1:{health_port}");
     let mut args = vec!["--listen", &listen, "--health-probe-bind-address", &health];
     args.extend(["--cert-dir", cert_dir.to_str().unwrap()]);
     if scope == WebhookScope::Restricted {
@@ -76,6 +90,7 @@ pub async fn start_webhook(ns: &TestNamespace, scope: WebhookScope) -> Webhook {
     let webhook = Webhook {
         _process: process,
         configuration,
+        health_port,
     };
     // Reached once a server-side dry run of an invalid graph is refused by the webhook (not
     // by the schema).
