@@ -329,22 +329,7 @@ async fn a_child_the_api_server_refuses_is_named_in_the_graph_status() {
     assert_success("apply refused", &ns.kubectl_apply(&manifest));
 
     let graphs: Api<DynamoGraphDeployment> = ns.api();
-    let started = Instant::now();
-    let ready = loop {
-        let graph = graphs.get("refused").await.unwrap();
-        let ready = ready_condition(&graph);
-        if let Some(ready) = &ready
-            && ready.status == "False"
-            && ready.message.contains("livenessProbe")
-        {
-            break ready.clone();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "after 60 s the Ready condition does not name the refused Deployment: {ready:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let ready = wait_not_ready_saying(&graphs, "refused", "livenessProbe").await;
     eprintln!(
         "Ready: {} ({}): {}",
         ready.status, ready.reason, ready.message
@@ -411,21 +396,7 @@ async fn a_worker_asking_for_more_gpus_than_any_node_says_why_it_is_not_ready() 
 
     let graphs: Api<DynamoGraphDeployment> = ns.api();
     let started = Instant::now();
-    let ready = loop {
-        let graph = graphs.get("toobig").await.unwrap();
-        let ready = ready_condition(&graph);
-        if let Some(ready) = &ready
-            && ready.status == "False"
-            && ready.message.contains("Insufficient nvidia.com/gpu")
-        {
-            break ready.clone();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "after 60 s the Ready condition does not name the missing GPUs: {ready:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let ready = wait_not_ready_saying(&graphs, "toobig", "Insufficient nvidia.com/gpu").await;
     eprintln!(
         "Ready after {:?}: {} ({}): {}",
         started.elapsed(),
@@ -763,6 +734,30 @@ async fn delete_graph(ns: &TestNamespace, name: &str) {
         || async { graphs.get_opt(name).await.ok()?.is_none().then_some(()) },
     )
     .await;
+}
+
+/// Waits (60 s) until graph `name`'s Ready condition is False with a message containing
+/// `needle`; that condition.
+async fn wait_not_ready_saying(
+    graphs: &Api<DynamoGraphDeployment>,
+    name: &str,
+    needle: &str,
+) -> Condition {
+    let started = Instant::now();
+    loop {
+        let ready = ready_condition(&graphs.get(name).await.unwrap());
+        if let Some(ready) = &ready
+            && ready.status == "False"
+            && ready.message.contains(needle)
+        {
+            return ready.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "after 60 s the Ready condition of {name} does not say {needle:?}: {ready:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn ready_condition(graph: &DynamoGraphDeployment) -> Option<Condition> {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dynamo_api::v1alpha1::DynamoGraphDeployment;
+use dynamo_e2e::certificates::{near_expiry_certificate, pem_to_der, wait_served};
 use dynamo_e2e::chart;
 use dynamo_e2e::manifests::{example, graph};
 use dynamo_e2e::operator::wait_graph_ready;
@@ -205,10 +206,12 @@ impl Platform {
     /// passing while the webhook switches certificates.
     async fn rotation_keeps_admissions_passing(&self) {
         let system = &self.system.name;
-        let short = near_expiry_certificate(&self.secret().await, system);
+        let service = format!("{FULL}-webhook-service");
+        let short = near_expiry_certificate(&self.secret().await, &service, system);
         set_secret_key(&self.secrets, "tls.crt", &short).await;
         wait_served(
             system,
+            RELEASE,
             &pem_to_der(&short),
             "the webhook serving the short-lived certificate",
         )
@@ -223,6 +226,7 @@ impl Platform {
         );
         wait_served(
             system,
+            RELEASE,
             &pem_to_der(&renewed),
             "the webhook serving the renewed certificate",
         )
@@ -249,6 +253,7 @@ impl Platform {
         );
         wait_served(
             &self.system.name,
+            RELEASE,
             &pem_to_der(&repaired),
             "the webhook serving the repaired certificate",
         )
@@ -533,81 +538,6 @@ impl AdmissionLoad {
     }
 }
 
-/// A certificate for the webhook Service from the stored CA, valid two more days: inside
-/// the renewal window, still served without errors.
-fn near_expiry_certificate(secret: &Secret, namespace: &str) -> Vec<u8> {
-    let dir = std::env::temp_dir().join(format!("dynamo-rotation-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let data = secret.data.as_ref().unwrap();
-    let ca = String::from_utf8(data["ca.crt"].0.clone()).unwrap();
-    let first_ca = ca
-        .split_inclusive("-----END CERTIFICATE-----\n")
-        .next()
-        .unwrap();
-    std::fs::write(dir.join("ca.crt"), first_ca).unwrap();
-    std::fs::write(dir.join("ca.key"), &data["ca.key"].0).unwrap();
-    std::fs::write(dir.join("tls.key"), &data["tls.key"].0).unwrap();
-    let svc = format!("{FULL}-webhook-service");
-    std::fs::write(
-        dir.join("ext"),
-        format!("subjectAltName=DNS:{svc},DNS:{svc}.{namespace},DNS:{svc}.{namespace}.svc,DNS:{svc}.{namespace}.svc.cluster.local\nextendedKeyUsage=serverAuth\n"),
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new("openssl")
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-new",
-        "-key",
-        "tls.key",
-        "-subj",
-        &format!("/CN={svc}"),
-        "-out",
-        "leaf.csr",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-        "-out",
-        "leaf.crt",
-    ]);
-    let pem = std::fs::read(dir.join("leaf.crt")).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    pem
-}
-
-fn pem_to_der(pem: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(pem);
-    let body: String = text
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    chart::base64_decode(&body)
-}
-
 async fn set_secret_key(secrets: &Api<Secret>, key: &str, value: &[u8]) {
     let patch = serde_json::json!({"data": {key: chart::base64_encode(value)}});
     secrets
@@ -618,21 +548,4 @@ async fn set_secret_key(secrets: &Api<Secret>, key: &str, value: &[u8]) {
         )
         .await
         .unwrap();
-}
-
-/// Every webhook pod serves `der` (the agent syncs the Secret, the webhook reloads it).
-async fn wait_served(ns: &str, der: &[u8], what: &str) {
-    wait_until(what, Duration::from_secs(30), || async {
-        for pod in pods(ns, "webhook").await {
-            let ip = pod.status.as_ref()?.pod_ip.clone()?;
-            let served = dynamo_e2e::tls::served_certificate(&format!("{ip}:9443"))
-                .await
-                .ok()?;
-            if served != der {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await
 }
