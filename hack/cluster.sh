@@ -31,6 +31,10 @@
 #   DYNAMO_E2E_KCM_CONTROLLERS  kube-controller-manager --controllers (default '*')
 #   DYNAMO_E2E_NODES     number of fake nodes kwok-node-0..N-1 (default 4, 1..100)
 #   DYNAMO_E2E_GPUS_PER_NODE  nvidia.com/gpu of each node (default 8, 1..64)
+#   DYNAMO_E2E_RUNTIME   the Dynamo runtime (output of hack/dynamo-runtime.sh); when set, pods
+#                        in namespaces whose name contains "serving" that run
+#                        `python3 -m dynamo.frontend` or `python3 -m dynamo.mocker` are run for
+#                        real by the node agent (e2e/node-agent/src/runtime.rs), not by kwok
 #
 # Nodes: each has the labels GPU feature discovery sets on a real GPU node
 # (nvidia.com/gpu.present, .product NVIDIA-H100-80GB-HBM3, .count, .memory, .family)
@@ -492,17 +496,25 @@ do_up() {
   # of our own images (ghcr.io/dynamo-rs/dynamo-{operator,webhook,certgen}) are left to the
   # node agent (e2e/node-agent, binary node-agent), which runs them as real processes: every pod
   # stage gets one more selector expression that skips them.
+  # With the Dynamo runtime, pods that run it (the node agent's rule, runtime.rs
+  # KWOK_SKIP_EXPRESSION; a unit test keeps the two equal) are skipped as well.
+  local runtime_pods='(.metadata.namespace | contains("serving")) and (.spec.containers.[0] | [(.command // [])[], (.args // [])[]] | join(" ") | test("(^|[ /])python[0-9.]* +-m +dynamo[.](frontend|mocker)( |$)"))'
   local f first=1
   for f in "$bin"/kwok-stages/*.yaml; do
     ((first)) || echo '---'
     first=0
     case $(basename "$f") in
       pod-*)
-        awk '{ print }
+        awk -v runtime="${DYNAMO_E2E_RUNTIME:-}" -v skip="$runtime_pods" '{ print }
              /^    matchExpressions:$/ {
                print "    - key: '\''.spec.containers.[0].image | split(\":\") | .[0]'\''"
                print "      operator: '\''NotIn'\''"
                print "      values: ['\''ghcr.io/dynamo-rs/dynamo-operator'\'', '\''ghcr.io/dynamo-rs/dynamo-webhook'\'', '\''ghcr.io/dynamo-rs/dynamo-certgen'\'']"
+               if (runtime != "") {
+                 print "    - key: '\''" skip "'\''"
+                 print "      operator: '\''NotIn'\''"
+                 print "      values: ['\''true'\'']"
+               }
              }' "$f" ;;
       *) cat "$f" ;;
     esac
@@ -533,7 +545,8 @@ do_up() {
     agent=$(cd "$(dirname "$agent")" && pwd)/$(basename "$agent")
     start node-agent /usr/bin/env KUBECONFIG="$kc" DYNAMO_E2E_NODE="$node_name" DYNAMO_E2E_STATE="$state" \
       DYNAMO_AGENT_BINARIES="$(dirname "$agent")" DYNAMO_AGENT_API_HOST="$ADVERTISE_ADDRESS" \
-      DYNAMO_AGENT_API_PORT="$P_API" RUST_LOG=info,kube=warn "$agent"
+      DYNAMO_AGENT_API_PORT="$P_API" DYNAMO_AGENT_RUNTIME="${DYNAMO_E2E_RUNTIME:-}" \
+      RUST_LOG=info,kube=warn "$agent"
   else
     log "no node agent at $agent (cargo build -p dynamo-node-agent): pods of our images will stay Pending"
   fi
@@ -548,6 +561,7 @@ export DYNAMO_E2E_NODE=$node_name
 export DYNAMO_E2E_NODES=$nodes
 export DYNAMO_E2E_GPUS_PER_NODE=$gpus_per_node
 export DYNAMO_E2E_APISERVER=https://127.0.0.1:$P_API
+export DYNAMO_E2E_RUNTIME=${DYNAMO_E2E_RUNTIME:-}
 EOF
   up_ok=1
   local rss=0 l comp pid

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: the platform installed with helm on a real local control plane and used with
 # kubectl. No containers and no internet: the node agent runs our operator, webhook and cert
-# generator pods as the binaries built here; other pods are simulated by kwok.
+# generator pods as the binaries built here, and the frontend and mock workers of upstream's
+# mocker graph as upstream's own Dynamo runtime (from PyPI); other pods are simulated by kwok.
 #
 #   hack/demo.sh          start (or reuse) the demo cluster and run the flow
 #   hack/demo.sh down     stop the demo cluster
@@ -29,6 +30,11 @@ bin=$(hack/k8s-bins.sh | tail -n 1)
 export DYNAMO_E2E_BIN=$bin
 ok "pinned kube-apiserver, etcd, kwok, helm, kubectl ready"
 
+step "Upstream Dynamo runtime (ai-dynamo 1.6.1 from PyPI, installed once, then cached)"
+DYNAMO_E2E_RUNTIME=$(hack/dynamo-runtime.sh | tail -n 1)
+export DYNAMO_E2E_RUNTIME
+ok "runtime ready: $DYNAMO_E2E_RUNTIME"
+
 step "Building the platform (operator, webhook, cert generator, node agent)"
 cargo build --locked --workspace --bins
 ok "cargo build"
@@ -37,9 +43,11 @@ ok "cargo build"
 in_cluster() { hack/cluster.sh exec env PATH="$bin:$PATH" "$@"; }
 
 step "Local control plane 'demo'"
-if in_cluster kubectl get --raw /readyz >/dev/null 2>&1; then
+if in_cluster kubectl get --raw /readyz >/dev/null 2>&1 &&
+    grep -q "^export DYNAMO_E2E_RUNTIME=$DYNAMO_E2E_RUNTIME\$" <(hack/cluster.sh env 2>/dev/null); then
   echo "    reusing the running cluster" >&2
 else
+  hack/cluster.sh down >/dev/null 2>&1 || true
   hack/cluster.sh up
 fi
 ok "control plane up (etcd, kube-apiserver, controller-manager, scheduler, kwok, node agent)"
@@ -49,11 +57,14 @@ in_cluster helm upgrade --install dynamo-crds ./charts/crds --namespace default 
 in_cluster kubectl get crd -o custom-columns=NAME:.metadata.name,SHORT:.spec.names.shortNames | grep -E 'NAME|nvidia'
 ok "CRDs installed by helm and Established"
 
-step "helm install dynamo-platform (webhook on; NATS and etcd off: their charts are not reachable offline)"
+step "helm install dynamo-platform (webhook on; no NATS or etcd: their charts are not reachable offline)"
 chart=$(hack/chart-offline.sh "$(mktemp -d)")
+# The bundled NATS and etcd are not installed, and the operator gives pods no address of them.
+offline=(--set nats.enabled=false --set etcd.enabled=false --set global.nats.install=false
+         --set global.etcd.install=false)
 in_cluster kubectl create namespace dynamo-system --dry-run=client -o yaml | in_cluster kubectl apply -f - >/dev/null
 in_cluster helm upgrade --install dynamo-platform "$chart" --namespace dynamo-system --wait --timeout 180s \
-  --set nats.enabled=false --set etcd.enabled=false >/dev/null
+  "${offline[@]}" >/dev/null
 in_cluster kubectl get pods --namespace dynamo-system -o wide
 ok "operator and webhook Running and Ready as real processes"
 bundles=$(in_cluster kubectl get validatingwebhookconfiguration dynamo-platform-dynamo-operator-validating \
@@ -71,6 +82,28 @@ in_cluster kubectl apply --namespace dynamo-demo -f examples/vllm-agg.yaml -f ex
 in_cluster kubectl wait --namespace dynamo-demo --for=condition=Ready --timeout=120s dgd/vllm-agg dgd/sglang-agg >/dev/null
 in_cluster kubectl get dgd,dcd --namespace dynamo-demo
 ok "vllm-agg and sglang-agg Ready=True (DCDs, Deployments, Services by the operator)"
+
+step "Upstream's mocker graph served by upstream's runtime: a real chat completion"
+in_cluster kubectl create namespace dynamo-serving --dry-run=client -o yaml | in_cluster kubectl apply -f - >/dev/null
+in_cluster kubectl apply --namespace dynamo-serving -f e2e/fixtures/upstream/mocker-agg.yaml >/dev/null
+in_cluster kubectl wait --namespace dynamo-serving --for=condition=Ready --timeout=180s dgd/mocker-agg >/dev/null ||
+  die "mocker-agg did not become Ready"
+in_cluster kubectl get pods --namespace dynamo-serving -o wide
+frontend=$(in_cluster kubectl get pods --namespace dynamo-serving \
+  -l nvidia.com/dynamo-graph-deployment-name=mocker-agg,nvidia.com/dynamo-component-type=frontend \
+  -o jsonpath='{.items[0].status.podIP}')
+model=nvidia/Llama-3.1-8B-Instruct-FP8
+for _ in $(seq 1 90); do
+  in_cluster curl -fsS "http://$frontend:8000/v1/models" 2>/dev/null | grep -q "\"$model\"" && break
+  sleep 1
+done
+request='{"model":"'$model'","messages":[{"role":"user","content":"Hello, what is Kubernetes?"}],"max_tokens":16}'
+answer=$(in_cluster curl -fsS -w '\n%{time_total}' "http://$frontend:8000/v1/chat/completions" \
+  -H 'Content-Type: application/json' -d "$request") || die "no chat completion from $frontend"
+latency=$(tail -n 1 <<<"$answer")
+printf '    POST http://%s:8000/v1/chat/completions\n    %s\n' "$frontend" "$(head -n 1 <<<"$answer" | cut -c1-300)" >&2
+grep -q '"content":"[^"]' <<<"$answer" || die "the completion has no text: $answer"
+ok "mocker-agg answered a chat completion in ${latency}s (frontend + mock worker, kubernetes discovery)"
 
 step "kubectl apply of invalid manifests: rejected, naming the field"
 reject() { # reject <what> <field> : manifest on stdin must be refused with <field> in the message
@@ -96,7 +129,7 @@ ok "4 invalid manifests refused by the webhook, each message naming the field"
 step "helm upgrade: the certificate is kept (no Secret write)"
 before=$(in_cluster kubectl get secret webhook-server-cert -n dynamo-system -o jsonpath='{.metadata.resourceVersion}')
 in_cluster helm upgrade dynamo-platform "$chart" --namespace dynamo-system --wait --timeout 180s \
-  --set nats.enabled=false --set etcd.enabled=false >/dev/null
+  "${offline[@]}" >/dev/null
 after=$(in_cluster kubectl get secret webhook-server-cert -n dynamo-system -o jsonpath='{.metadata.resourceVersion}')
 [[ $before == "$after" ]] || die "helm upgrade rewrote the certificate Secret ($before -> $after)"
 ok "helm upgrade reran the cert generator and it wrote nothing"
@@ -104,8 +137,7 @@ ok "helm upgrade reran the cert generator and it wrote nothing"
 step "A second operator is refused while this cluster-wide one runs (helm install --dry-run=server)"
 refuse_install() { # refuse_install <what> <helm args...>
   local what=$1 out; shift
-  if out=$(in_cluster helm install "$@" "$chart" --dry-run=server --set nats.enabled=false \
-      --set etcd.enabled=false 2>&1); then
+  if out=$(in_cluster helm install "$@" "$chart" --dry-run=server "${offline[@]}" 2>&1); then
     die "$what was allowed"
   fi
   printf '    %-28s %s\n' "$what:" "$(grep -o 'a cluster-wide Dynamo operator.*' <<<"$out" | cut -c1-110)" >&2

@@ -16,6 +16,10 @@ step "Kubernetes tools (built once, then reused from the cache)"
 bin=$(hack/k8s-bins.sh | tail -n 1)
 [[ -x $bin/kube-apiserver ]] || { echo "e2e: no kube-apiserver in '$bin'" >&2; exit 1; }
 
+step "Dynamo runtime from PyPI (installed once, then reused from the cache)"
+runtime=$(hack/dynamo-runtime.sh | tail -n 1)
+[[ -f $runtime/.complete ]] || { echo "e2e: no Dynamo runtime in '$runtime'" >&2; exit 1; }
+
 step "Building our binaries and the e2e tests"
 cargo build --locked --workspace --bins
 cargo test --locked -p dynamo-e2e --no-run
@@ -24,6 +28,7 @@ cargo test --locked -p dynamo-e2e --no-run
 name="e2e-$$"
 step "Starting control plane '$name' in a private network namespace and running the tests"
 unshare --net env DYNAMO_E2E_IN_NETNS=1 DYNAMO_E2E_CLUSTER="$name" DYNAMO_E2E_BIN="$bin" \
+  DYNAMO_E2E_RUNTIME="$runtime" \
   DYNAMO_E2E_STATE="${TMPDIR:-/tmp}/dynamo-e2e-$name" \
   bash -euo pipefail -c '
     trap "hack/cluster.sh down" EXIT

@@ -1,15 +1,18 @@
-//! The node agent: a small kubelet for the pods of our own images on the kwok node. kwok
-//! leaves those pods alone (see hack/cluster.sh); the agent runs each as the real binary we
-//! built, in a network namespace of its own with the pod's IP, its volumes materialized and
+//! The node agent: a small kubelet for the pods of our own images on the kwok node, and for
+//! pods that run upstream Dynamo's runtime where it is installed ([`runtime`]). kwok leaves
+//! those pods alone (see hack/cluster.sh); the agent runs each as the real binary we built
+//! (or the pod's command line with the Dynamo runtime), in a network namespace of its own with the pod's IP, its volumes materialized and
 //! bind-mounted where the pod spec mounts them (in a private mount namespace), the pod's
 //! arguments and environment, and reports the pod's status as the kubelet would: Running and
 //! Ready from its readiness probe, restarts by restartPolicy, Succeeded or Failed with the exit
 //! code. Deleting the pod stops the process (SIGTERM, then SIGKILL after the grace period).
 
+mod env;
 mod launch;
 pub mod network;
 mod probe;
 mod process;
+pub mod runtime;
 mod status;
 pub mod volumes;
 
@@ -26,6 +29,7 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use network::IpPool;
+use runtime::Runtime;
 
 /// Our images (repository without tag) and the binary each one runs.
 pub const IMAGES: [(&str, &str); 3] = [
@@ -57,6 +61,8 @@ pub struct Config {
     pub api_port: u16,
     /// The node IP reported as hostIP.
     pub host_ip: String,
+    /// The Dynamo runtime (hack/dynamo-runtime.sh), when installed.
+    pub runtime: Option<Runtime>,
 }
 
 /// What the supervisor of a pod is asked to do.
@@ -81,13 +87,17 @@ pub struct Agent {
     pods: HashMap<String, Supervised>,
 }
 
-fn is_ours(pod: &Pod) -> bool {
-    pod.spec
+/// Whether the agent runs `pod`: one of our images, or a Dynamo runtime pod when the
+/// runtime is installed.
+fn runs(config: &Config, pod: &Pod) -> bool {
+    let ours = pod
+        .spec
         .as_ref()
         .and_then(|s| s.containers.first())
         .and_then(|c| c.image.as_deref())
         .and_then(binary_for)
-        .is_some()
+        .is_some();
+    ours || (config.runtime.is_some() && runtime::runs_for_real(pod))
 }
 
 fn grace(pod: &Pod) -> Duration {
@@ -157,7 +167,7 @@ impl Agent {
     }
 
     async fn on_pod(&mut self, pod: Pod) {
-        if !is_ours(&pod) {
+        if !runs(&self.config, &pod) {
             return;
         }
         let Some(uid) = pod.metadata.uid.clone() else {

@@ -4,10 +4,12 @@
 //!
 //! Environment: KUBECONFIG (admin), DYNAMO_E2E_NODE, DYNAMO_E2E_STATE, DYNAMO_AGENT_BINARIES
 //! (where dynamo-operator, dynamo-webhook and dynamo-certgen are), DYNAMO_AGENT_API_HOST and
-//! DYNAMO_AGENT_API_PORT (the API server as pods reach it).
+//! DYNAMO_AGENT_API_PORT (the API server as pods reach it); optional DYNAMO_AGENT_RUNTIME (the
+//! directory hack/dynamo-runtime.sh prints: Dynamo runtime pods are then run for real).
 
 use anyhow::Context as _;
-use dynamo_node_agent::{Agent, Config};
+use dynamo_node_agent::runtime::Runtime;
+use dynamo_node_agent::{Agent, Config, network};
 
 fn var(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("{name} is not set"))
@@ -17,6 +19,11 @@ fn var(name: &str) -> anyhow::Result<String> {
 async fn main() -> anyhow::Result<()> {
     dynamo_common::init_logging();
     let api_host = var("DYNAMO_AGENT_API_HOST")?;
+    // Pods reach each other through the cluster's namespace, as through a node's bridge.
+    network::enable_forwarding()?;
+    let runtime = std::env::var_os("DYNAMO_AGENT_RUNTIME")
+        .filter(|r| !r.is_empty())
+        .map(|root| Runtime { root: root.into() });
     let config = Config {
         client: kube::Client::try_default()
             .await
@@ -30,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         // The API server is advertised on the node IP.
         host_ip: api_host.clone(),
         api_host,
+        runtime,
     };
     Agent::new(config)
         .run(dynamo_common::shutdown_signal())

@@ -11,6 +11,13 @@ use anyhow::{Context, bail};
 /// The pod side's gateway: an address on every host-side veth, answered by plain ARP.
 const GATEWAY: &str = "169.254.1.1";
 
+/// Lets the cluster's network namespace forward between pod veths (a new namespace starts
+/// with forwarding off), so pods reach each other by pod IP.
+pub fn enable_forwarding() -> anyhow::Result<()> {
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+        .context("enabling IPv4 forwarding in the cluster's network namespace")
+}
+
 /// The network of one pod.
 #[derive(Debug)]
 pub struct PodNetwork {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -12,9 +12,9 @@ use tokio::sync::watch;
 
 use crate::launch::command;
 use crate::network::{IpPool, PodNetwork};
-use crate::probe::probe;
+use crate::probe::{Tracker, probe};
 use crate::status::{Reporter, State, now};
-use crate::{Config, Order, delete_now, volumes};
+use crate::{Config, Order, delete_now, env, volumes};
 
 /// Runs `pod` until it is stopped: takes a pod IP and a network namespace, runs the process
 /// (see [`PodRun`]), then gives everything back and deletes the pod when that was ordered.
@@ -179,16 +179,69 @@ impl PodRun<'_> {
         }
     }
 
-    /// One run of the process: started, reported Running, probed for readiness every 500 ms
-    /// until it exits or the pod is stopped (then it is terminated within the grace period).
+    /// The container's environment, waiting (CreateContainerConfigError, as the kubelet
+    /// reports it) while a Secret or ConfigMap it needs is missing; `None` when the pod was
+    /// stopped meanwhile.
+    async fn environment(
+        &self,
+        reporter: &mut Reporter,
+        orders: &mut watch::Receiver<Order>,
+    ) -> Option<Vec<(String, String)>> {
+        let ip = self.network.ip.to_string();
+        let mut reported = false;
+        loop {
+            let resolved = env::resolve(
+                &self.config.client,
+                self.pod,
+                self.container,
+                &ip,
+                &self.config.host_ip,
+            )
+            .await;
+            match resolved {
+                Ok(vars) => return Some(vars),
+                Err(env::ConfigError(message)) => {
+                    if !reported {
+                        tracing::info!(pod = %reporter.name, "waiting: {message}");
+                        reporter
+                            .report(
+                                &State::Waiting("CreateContainerConfigError".into()),
+                                "Pending",
+                            )
+                            .await;
+                        reported = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = orders.changed() => return None,
+            }
+        }
+    }
+
+    /// One run of the process: started, reported Running, probed as the kubelet would
+    /// ([`Tracker`]) until it exits, fails its liveness or startup probe (then it is
+    /// terminated and counts as exited with 137), or the pod is stopped (then it is
+    /// terminated within the grace period).
     async fn run_once(
         &self,
         reporter: &mut Reporter,
         orders: &mut watch::Receiver<Order>,
     ) -> anyhow::Result<Ended> {
-        let mut child = command(self.config, self.pod, self.network, self.pod_dir, self.log)?
-            .spawn()
-            .context("starting the process")?;
+        let Some(vars) = self.environment(reporter, orders).await else {
+            return Ok(Ended::Stopped);
+        };
+        let mut child = command(
+            self.config,
+            self.pod,
+            self.network,
+            self.pod_dir,
+            self.log,
+            &vars,
+        )?
+        .spawn()
+        .context("starting the process")?;
         reporter.pid = child.id();
         let pid_file = self.pid_file();
         if let (Some(parent), Some(pid)) = (pid_file.parent(), child.id()) {
@@ -203,7 +256,31 @@ impl PodRun<'_> {
         };
         reporter.report(&running(ready), "Running").await;
         let ip = self.network.ip.to_string();
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let started_at = Instant::now();
+        let mut startup = self
+            .container
+            .startup_probe
+            .as_ref()
+            .map(|p| Tracker::new(p, started_at, false));
+        let mut liveness = self
+            .container
+            .liveness_probe
+            .as_ref()
+            .map(|p| Tracker::new(p, started_at, true));
+        let mut readiness = self
+            .container
+            .readiness_probe
+            .as_ref()
+            .map(|p| Tracker::new(p, started_at, false));
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let grace = Duration::from_secs(
+            self.pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30)
+                .clamp(0, 10) as u64,
+        );
         let code = loop {
             tokio::select! {
                 status = child.wait() => break status.ok().and_then(|s| s.code()).unwrap_or(-1),
@@ -217,7 +294,36 @@ impl PodRun<'_> {
                     return Ok(Ended::Stopped);
                 }
                 _ = tick.tick() => {
-                    let now_ready = probe(self.container, &ip).await;
+                    let now = Instant::now();
+                    // The startup probe first: liveness and readiness wait for its success.
+                    if let Some(tracker) = startup.as_mut().filter(|t| !t.verdict) {
+                        if tracker.due(now) {
+                            let ok = probe(&tracker.probe, self.container, &ip).await;
+                            tracker.record(ok, now);
+                            if tracker.exhausted() {
+                                tracing::info!(pod = %reporter.name, "startup probe failed: restarting");
+                                terminate(&mut child, grace).await;
+                                break 137;
+                            }
+                        }
+                        continue;
+                    }
+                    if let Some(tracker) = liveness.as_mut().filter(|t| t.due(now)) {
+                        let ok = probe(&tracker.probe, self.container, &ip).await;
+                        if !tracker.record(ok, now) {
+                            tracing::info!(pod = %reporter.name, "liveness probe failed: restarting");
+                            terminate(&mut child, grace).await;
+                            break 137;
+                        }
+                    }
+                    let now_ready = match readiness.as_mut() {
+                        None => true,
+                        Some(tracker) if tracker.due(now) => {
+                            let ok = probe(&tracker.probe, self.container, &ip).await;
+                            tracker.record(ok, now)
+                        }
+                        Some(tracker) => tracker.verdict,
+                    };
                     if now_ready != ready {
                         ready = now_ready;
                         reporter.report(&running(ready), "Running").await;

@@ -136,10 +136,14 @@ pub fn injected_env(identity: &PodIdentity<'_>) -> Vec<EnvVar> {
     vars
 }
 
-/// Operator-level variables (lowest precedence), each only when configured.
+/// Operator-level variables (lowest precedence), each only when configured. Without a NATS
+/// address the runtime's event plane is ZeroMQ: left to itself, a kubernetes- or
+/// etcd-discovery process looks for NATS on localhost for two minutes before it serves.
 pub fn operator_env(config: &OperatorConfig) -> Vec<EnvVar> {
+    let event_plane = config.nats_addr().is_none().then_some("zmq");
     [
         ("NATS_SERVER", config.nats_addr()),
+        ("DYN_EVENT_PLANE", event_plane),
         ("ETCD_ENDPOINTS", config.etcd_addr()),
         ("MODEL_EXPRESS_URL", config.model_express_url()),
         ("PROMETHEUS_ENDPOINT", config.prometheus_endpoint()),

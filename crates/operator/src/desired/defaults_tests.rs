@@ -191,7 +191,11 @@ fn injected_env_per_discovery_backend() {
 
 #[test]
 fn operator_env_only_when_configured() {
-    assert!(operator_env(&OperatorConfig::default()).is_empty());
+    // Without NATS, only the event plane that needs none.
+    let bare = operator_env(&OperatorConfig::default());
+    assert_eq!(bare.len(), 1, "{bare:?}");
+    assert_eq!(bare[0].name, "DYN_EVENT_PLANE");
+    assert_eq!(bare[0].value.as_deref(), Some("zmq"));
     let config = OperatorConfig {
         nats_addr: Some("nats://nats:4222".into()),
         etcd_addr: Some("etcd:2379".into()),
