@@ -790,3 +790,31 @@ fn a_component_made_by_hand_gets_the_graph_builders_defaults() {
     assert_eq!(input.dynamo_namespace, "team-");
     assert_eq!((input.graph_name, input.component_name), ("", "solo"));
 }
+
+#[test]
+fn without_nats_the_event_plane_is_zeromq_unless_the_user_chose_one() {
+    let no_nats = OperatorConfig::default();
+    let with_nats = OperatorConfig {
+        nats_addr: Some("nats://nats:4222".into()),
+        ..Default::default()
+    };
+    // (operator config, service yaml, DYN_EVENT_PLANE)
+    let cases = [
+        (&no_nats, "{componentType: worker}", Some("zmq")),
+        (&no_nats, "{componentType: frontend}", Some("zmq")),
+        (
+            &no_nats,
+            "{componentType: worker, envs: [{name: DYN_EVENT_PLANE, value: nats}]}",
+            Some("nats"),
+        ),
+        (&with_nats, "{componentType: worker}", None),
+    ];
+    for (config, yaml, expected) in cases {
+        let template = build(&single(None, yaml, &Default::default()), config);
+        assert_eq!(
+            env_value(main_of(&template), "DYN_EVENT_PLANE").as_deref(),
+            expected,
+            "{yaml}"
+        );
+    }
+}
