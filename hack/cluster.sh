@@ -31,6 +31,9 @@
 #   DYNAMO_E2E_KCM_CONTROLLERS  kube-controller-manager --controllers (default '*')
 #   DYNAMO_E2E_NODES     number of fake nodes kwok-node-0..N-1 (default 4, 1..100)
 #   DYNAMO_E2E_GPUS_PER_NODE  nvidia.com/gpu of each node (default 8, 1..64)
+#   DYNAMO_E2E_AUDIT     set (non-empty): the API server writes an audit log of every request
+#                        (Metadata level, JSON, one line per completed request) to
+#                        $state/logs/audit.log: who made which verb on which resource
 #   DYNAMO_E2E_RUNTIME   the Dynamo runtime (output of hack/dynamo-runtime.sh); when set, pods
 #                        in namespaces whose name contains "serving" that run
 #                        `python3 -m dynamo.frontend` or `python3 -m dynamo.mocker` are run for
@@ -454,7 +457,14 @@ do_up() {
   wait_for etcd 30 ready nsexec curl -fsS "http://127.0.0.1:$P_ETCD/readyz"
 
   # --- kube-apiserver (binds all netns addresses: lo, 10.250.0.1, the local CIDRs)
-  start kube-apiserver kube-apiserver \
+  local audit=()
+  if [[ -n ${DYNAMO_E2E_AUDIT:-} ]]; then
+    printf '%s\n' 'apiVersion: audit.k8s.io/v1' 'kind: Policy' 'omitStages: [RequestReceived]' \
+      'rules:' '- level: Metadata' >"$state/audit-policy.yaml"
+    audit=(--audit-policy-file="$state/audit-policy.yaml" --audit-log-path="$state/logs/audit.log"
+           --audit-log-format=json --audit-log-maxsize=0 --audit-log-mode=blocking)
+  fi
+  start kube-apiserver kube-apiserver "${audit[@]}" \
     --etcd-servers="http://127.0.0.1:$P_ETCD" \
     --bind-address=0.0.0.0 --secure-port="$P_API" --advertise-address="$ADVERTISE_ADDRESS" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \

@@ -79,6 +79,93 @@ async fn planner_graph_gets_a_bound_service_account_cluster_wide() {
     assert!(bindings.get_opt(PLANNER_BINDING).await.unwrap().is_some());
 }
 
+/// A `planner-serviceaccount` the user made before the graph is theirs: the operator leaves it
+/// exactly as it is (no label, annotation or rewrite), still binds it, and the graph runs.
+#[tokio::test]
+async fn a_users_own_planner_service_account_is_left_alone() {
+    let _platform = SharedPlatform::join().await;
+    let ns = TestNamespace::new("own-planner").await;
+    assert_success(
+        "create the user's ServiceAccount",
+        &ns.kubectl_apply(&format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {PLANNER_ACCOUNT}\n  annotations:\n    owner: me\n"
+        )),
+    );
+    let accounts: Api<ServiceAccount> = ns.api();
+    let before = accounts.get(PLANNER_ACCOUNT).await.unwrap();
+    assert_success("apply planned", &ns.kubectl_apply(&planner_graph()));
+    wait_graph_ready(&ns, "planned").await;
+    assert_planner_runs_as_its_account(&ns, "planned").await;
+    let binding: RoleBinding = ns.api().get(PLANNER_BINDING).await.unwrap();
+    assert_binds_planner_account(&binding, &ns.name);
+    let after = accounts.get(PLANNER_ACCOUNT).await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "the user's ServiceAccount was written to"
+    );
+    assert_eq!(label(&after, MANAGED_BY), None);
+}
+
+/// The discovery ServiceAccount, Role and RoleBinding deleted by hand come back within
+/// seconds: the operator watches the identity objects it made and reconciles their graph.
+#[tokio::test]
+async fn a_deleted_discovery_identity_comes_back() {
+    let _platform = SharedPlatform::join().await;
+    let ns = TestNamespace::new("identity-back").await;
+    let manifest = graph("back")
+        .backend("vllm")
+        .service(
+            "Frontend",
+            &format!(
+                "componentType: frontend\nreplicas: 1\nextraPodSpec:\n  mainContainer:\n    image: {IMAGE}\n"
+            ),
+        )
+        .yaml();
+    assert_success("apply back", &ns.kubectl_apply(&manifest));
+    wait_graph_ready(&ns, "back").await;
+    let account = "back-k8s-service-discovery";
+    let objects = [
+        ("serviceaccount", account.to_owned()),
+        ("role", format!("{account}-role")),
+        ("rolebinding", format!("{account}-binding")),
+    ];
+    for (kind, name) in &objects {
+        let uid = |output: Output| String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let get_uid = || {
+            uid(kubectl(&[
+                "get",
+                kind,
+                name,
+                "-n",
+                &ns.name,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ]))
+        };
+        let old = get_uid();
+        assert!(!old.is_empty(), "{kind} {name} exists");
+        let deleted = Instant::now();
+        assert_success(
+            &format!("delete {kind} {name}"),
+            &kubectl(&["delete", kind, name, "-n", &ns.name]),
+        );
+        wait_until(
+            &format!("{kind} {name} re-created"),
+            Duration::from_secs(20),
+            || async {
+                let new = get_uid();
+                (!new.is_empty() && new != old).then_some(())
+            },
+        )
+        .await;
+        eprintln!(
+            "{kind} {name} re-created {:.1?} after its deletion",
+            deleted.elapsed()
+        );
+    }
+}
+
 /// Restricted, the operator may not bind ClusterRoles: the chart creates the planner's
 /// ServiceAccount, Role and RoleBinding in the target namespace, and the graph uses them.
 #[tokio::test]

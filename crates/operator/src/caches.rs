@@ -17,9 +17,10 @@ use dynamo_api::v1alpha1::{
 };
 use futures::Stream;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{Controller, WatchStreamExt};
@@ -48,6 +49,16 @@ pub fn component_pods() -> watcher::Config {
 /// ServiceAccounts marked for component pods that name none.
 pub fn component_accounts() -> watcher::Config {
     watcher::Config::default().labels(&format!("{}=true", label::COMPONENT_POD))
+}
+
+/// Identity objects the operator made (discovery, planner and EPP ServiceAccounts, Roles and
+/// RoleBindings): Helm's and users' objects carry another `managed-by`, or none.
+pub fn managed_identities() -> watcher::Config {
+    watcher::Config::default().labels(&format!(
+        "{}={}",
+        label::MANAGED_BY,
+        label::MANAGED_BY_VALUE
+    ))
 }
 
 /// Everything of a kind in the watched scope.
@@ -138,6 +149,14 @@ declare_caches! {
     adapters: DynamoGraphDeploymentScalingAdapter,
     /// ServiceAccounts for component pods that name none (see [`component_accounts`]).
     component_accounts: ServiceAccount,
+    /// ServiceAccounts the operator made (see [`managed_identities`]).
+    identity_accounts: ServiceAccount,
+    /// Roles the operator made.
+    identity_roles: Role,
+    /// RoleBindings the operator made.
+    identity_bindings: RoleBinding,
+    /// PersistentVolumeClaims, names only: a graph's `pvcs` must exist or be created.
+    claims: PersistentVolumeClaim,
     }
     children {
         /// A component's workload.

@@ -12,7 +12,7 @@ use dynamo_api::labels::label;
 use dynamo_api::v1alpha1::{DynamoGraphDeployment, DynamoModel};
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
@@ -20,6 +20,7 @@ use kube::runtime::{Controller, WatchStreamExt};
 
 use crate::caches::{
     all, by_model, component_accounts, component_pods, lean_stream, lean_stream_with,
+    managed_identities,
 };
 use crate::compact::Compact;
 use crate::context::{Background, Context};
@@ -57,6 +58,29 @@ pub async fn run(
     // One component watch: the component controller's trigger, and through `owners` the graph
     // controller's.
     let (owners, owner_changes) = mpsc::unbounded();
+    // A graph's identity objects changed or deleted by hand: reconcile the graph (it restores
+    // them from the cache, without reading the API).
+    let identities = futures::future::join3(
+        identity_watch(
+            &context,
+            writers.identity_accounts,
+            owners.clone(),
+            shutdown.clone(),
+        ),
+        identity_watch(
+            &context,
+            writers.identity_roles,
+            owners.clone(),
+            shutdown.clone(),
+        ),
+        identity_watch(
+            &context,
+            writers.identity_bindings,
+            owners.clone(),
+            shutdown.clone(),
+        ),
+    )
+    .map(|_| ());
     let components = lean_stream(context.scoped(), all(), writers.components)
         .touched_objects()
         .inspect(move |component| {
@@ -147,6 +171,18 @@ pub async fn run(
     )
     .take_until(shutdown.clone())
     .for_each(|_| async {});
+    // A graph's claims, names only: whether each exists.
+    let claims = lean_stream_with(
+        context.scoped(),
+        all(),
+        writers.claims,
+        |claim: &mut Compact<PersistentVolumeClaim>| {
+            claim.annotations_mut().clear();
+            claim.strip(&["spec", "status"]);
+        },
+    )
+    .take_until(shutdown.clone())
+    .for_each(|_| async {});
 
     tokio::spawn(publisher.run(context.client.clone()));
     tokio::spawn(signal_ready(context.clone(), ready));
@@ -156,8 +192,40 @@ pub async fn run(
         component_controller,
         model_controller,
         adapter_controller,
-        accounts
+        accounts,
+        claims,
+        identities
     );
+}
+
+/// Watches the operator's identity objects of one kind into their cache; a change (a hand
+/// edit or deletion) reconciles the graph that owns the object.
+async fn identity_watch<C>(
+    context: &Context,
+    writer: kube::runtime::reflector::store::Writer<C>,
+    owners: mpsc::UnboundedSender<ObjectRef<Compact<DynamoGraphDeployment>>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    C: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    lean_stream(context.scoped(), managed_identities(), writer)
+        .touched_objects()
+        .take_until(shutdown)
+        .for_each(move |object| {
+            if let Ok(object) = object {
+                for graph in owning_graphs(&object) {
+                    let _ = owners.unbounded_send(graph);
+                }
+            }
+            async {}
+        })
+        .await;
 }
 
 /// The graphs a component's controller owner references name.

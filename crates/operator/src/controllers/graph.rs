@@ -1,9 +1,9 @@
 //! DynamoGraphDeployment: one DynamoComponentDeployment per service, top-level PVCs, the
 //! discovery identity, and the status aggregated from the components.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use dynamo_api::v1alpha1::{
     DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentScalingAdapter,
@@ -17,7 +17,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::component::announce;
-use super::identities::{ensure_discovery_identity, ensure_workload_identities};
+use super::identities::{Foreign, ensure_discovery_identity, ensure_workload_identities};
 use super::reconcile::{Error, no_cleanup, reconcile as reconcile_object};
 use crate::apply::owned_by;
 use crate::caches::decoded;
@@ -36,17 +36,14 @@ use dynamo_api::validation::Validate;
 const KIND: &str = "DynamoGraphDeployment";
 /// Periodic resync that also catches drift no watch reports.
 const RESYNC: Duration = Duration::from_secs(300);
-/// How long an ensured discovery identity is trusted before it is checked again (a
-/// hand-deleted ServiceAccount comes back within this time, on the next reconcile).
-const IDENTITY_TTL: Duration = Duration::from_secs(60);
 
 /// The graph controller: the shared context and what only this controller remembers.
 pub struct Graphs {
     context: Arc<Context>,
     /// Adapters whose graph service no longer has their replicas, for the adapter controller.
     adapters: mpsc::UnboundedSender<ObjectRef<Compact<DynamoGraphDeploymentScalingAdapter>>>,
-    /// When each graph's discovery identity was last ensured, by graph uid.
-    identities: Mutex<HashMap<String, Instant>>,
+    /// Planner and EPP identity names someone else made.
+    foreign: Foreign,
 }
 
 impl Graphs {
@@ -57,26 +54,8 @@ impl Graphs {
         Graphs {
             context,
             adapters,
-            identities: Mutex::default(),
+            foreign: Foreign::default(),
         }
-    }
-
-    /// Whether the discovery identity of graph `uid` was ensured within [`IDENTITY_TTL`]: a
-    /// graph is reconciled on every child status change, and its ServiceAccount, Role and
-    /// RoleBinding need not be read each time. Marks it ensured when it returns false.
-    fn identity_recent(&self, uid: &str) -> bool {
-        let mut seen = self.identities.lock().unwrap();
-        let now = Instant::now();
-        seen.retain(|_, at| now.duration_since(*at) < IDENTITY_TTL);
-        if seen.contains_key(uid) {
-            return true;
-        }
-        seen.insert(uid.to_owned(), now);
-        false
-    }
-
-    fn forget_identity(&self, uid: &str) {
-        self.identities.lock().unwrap().remove(uid);
     }
 }
 
@@ -157,13 +136,7 @@ async fn converge(
     }
 
     let uid = graph.uid().unwrap_or_default();
-    if !graphs.identity_recent(&uid)
-        && let Err(e) = ensure_identities(graph, namespace, context).await
-    {
-        // Not ensured after all: look again next time.
-        graphs.forget_identity(&uid);
-        return Err(e);
-    }
+    ensure_identities(graph, namespace, context, &graphs.foreign).await?;
 
     sync_adapters(graph, namespace, graphs, &uid).await?;
     let existing = owned_components(context, namespace, &uid);
@@ -342,8 +315,9 @@ async fn ensure_identities(
     graph: &DynamoGraphDeployment,
     namespace: &str,
     context: &Context,
+    foreign: &Foreign,
 ) -> Result<(), Error> {
-    ensure_workload_identities(graph, namespace, context).await?;
+    ensure_workload_identities(graph, namespace, context, foreign).await?;
     let discovery = context
         .config
         .effective_discovery_backend(graph.metadata.annotations.as_ref());
@@ -376,17 +350,18 @@ async fn ensure_pvcs(
     namespace: &str,
     context: &Context,
 ) -> Result<Option<String>, Error> {
-    let Some(pvcs) = graph.spec.pvcs.as_ref().filter(|p| !p.is_empty()) else {
+    if graph.spec.pvcs.as_ref().is_none_or(|p| p.is_empty()) {
         return Ok(None);
-    };
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(context.client.clone(), namespace);
-    let mut existing = Vec::new();
-    for pvc in pvcs {
-        if claims.get_opt(&pvc.name).await?.is_some() {
-            existing.push(pvc.name.clone());
-        }
     }
-    let plan = match claim_plan(graph, |name| existing.iter().any(|e| e == name)) {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(context.client.clone(), namespace);
+    let exists = |name: &str| {
+        context
+            .caches
+            .claims
+            .get(&ObjectRef::new(name).within(namespace))
+            .is_some()
+    };
+    let plan = match claim_plan(graph, exists) {
         Ok(plan) => plan,
         Err(e) => return Ok(Some(e.to_string())),
     };
