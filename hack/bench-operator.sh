@@ -12,6 +12,8 @@
 # ServiceAccount so its requests are told apart from the driver's and the control plane's.
 #
 #   hack/bench-operator.sh [N]        (default 200)
+# Env: BENCH_RUST_LOG (the operator's RUST_LOG, default warn); BENCH_LOGS=DIR keeps the
+# operator's logs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200}
@@ -54,7 +56,7 @@ audit_log() { echo "$(hack/cluster.sh env | sed -n 's/^export DYNAMO_E2E_STATE=/
 audit_lines() { wc -l <"$(audit_log)"; }
 
 start_operator() { # log file
-  hack/cluster.sh exec env KUBECONFIG="$kubeconfig" RUST_LOG=warn target/release/dynamo-operator \
+  hack/cluster.sh exec env KUBECONFIG="$kubeconfig" RUST_LOG="${BENCH_RUST_LOG:-warn}" target/release/dynamo-operator \
     --health-probe-bind-address 127.0.0.1:18481 --metrics-bind-address 127.0.0.1:18482 >"$1" 2>&1 &
   operator_pid=$!
   for _ in $(seq 100); do
@@ -92,6 +94,7 @@ stop_operator
 sleep 1
 restart_to=$(audit_lines)
 cp "$(audit_log)" "$out/audit.log"
+[[ -n ${BENCH_LOGS:-} ]] && cp "$out"/operator*.log "$BENCH_LOGS"/
 
 python3 - "$out/ceiling.json" "$out/operator.json" "$n" "$idle" "$steady" "$peak" "$total_writes" "$resync_writes" \
   "$out/audit.log" "$operator_user" "$run_from" "$restart_from" "$restart_to" <<'PY'

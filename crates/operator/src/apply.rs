@@ -3,8 +3,12 @@
 //! nothing.
 
 use std::fmt::Debug;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
+
+use crate::progress::{Decision, ProgressClock};
 
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
@@ -20,6 +24,17 @@ pub use dynamo_common::json::contains;
 #[derive(Debug, Default)]
 pub struct Applier {
     writes: Counter,
+    /// When each object's status was last written (see [`Applier::write_progress`]).
+    progress: Mutex<ProgressClock>,
+}
+
+/// What [`Applier::write_progress`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusWrite {
+    Unchanged,
+    Written,
+    /// A progress-only change within the window: reconcile again after this long.
+    Deferred(Duration),
 }
 
 /// What `ensure` did.
@@ -32,7 +47,10 @@ pub enum Change {
 
 impl Applier {
     pub fn new(writes: Counter) -> Self {
-        Applier { writes }
+        Applier {
+            writes,
+            progress: Mutex::default(),
+        }
     }
 
     pub fn writes(&self) -> u64 {
@@ -99,6 +117,44 @@ impl Applier {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// [`Applier::write_status`] for a reconcile's regular status: an urgent change (see
+    /// [`crate::progress`]) is written now; a progress-only one waits until the object's last
+    /// status write is [`crate::progress::PROGRESS_WINDOW`] old. `key` names the object (its
+    /// uid).
+    pub async fn write_progress<K, S>(
+        &self,
+        api: &Api<K>,
+        key: &str,
+        name: &str,
+        current: Option<&S>,
+        status: &S,
+    ) -> kube::Result<StatusWrite>
+    where
+        K: Resource + DeserializeOwned + Clone + Debug,
+        S: Serialize + PartialEq,
+    {
+        if current == Some(status) {
+            return Ok(StatusWrite::Unchanged);
+        }
+        let value = |s: &S| serde_json::to_value(s).map_err(kube::Error::SerdeError);
+        let cached = current.map(value).transpose()?;
+        let new = value(status)?;
+        let now = Instant::now();
+        let decision = self
+            .progress
+            .lock()
+            .unwrap()
+            .decide(key, cached.as_ref(), &new, now);
+        match decision {
+            Decision::AlreadyWritten => return Ok(StatusWrite::Unchanged),
+            Decision::Wait(wait) => return Ok(StatusWrite::Deferred(wait)),
+            Decision::Write => {}
+        }
+        self.write_status(api, name, current, status).await?;
+        self.progress.lock().unwrap().record(key, &new, now);
+        Ok(StatusWrite::Written)
     }
 
     /// Merge-patches the status subresource when `status` differs from `current`.

@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod leader;
 pub mod lora;
 pub mod metrics;
+pub mod progress;
 pub mod run;
 pub mod scope_marker;
 pub mod watches;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::reconcile::{Error, no_cleanup, reconcile as reconcile_object};
-use crate::apply::{Change, owned_by};
+use crate::apply::{Change, StatusWrite, owned_by};
 use crate::caches::{cached, decoded};
 use crate::compact::Compact;
 use crate::context::Context;
@@ -171,10 +171,14 @@ async fn apply(
         .flatten();
     let status = component_status(component, Some(&deployment), None, cause);
     let ready = holds(status.conditions.as_deref(), AVAILABLE);
-    context
+    let uid = component.uid().unwrap_or_default();
+    let write = context
         .applier
-        .write_status(&api, &name, component.status.as_ref(), &status)
+        .write_progress(&api, &uid, &name, component.status.as_ref(), &status)
         .await?;
+    if let StatusWrite::Deferred(after) = write {
+        return Ok(Action::requeue(after));
+    }
     Ok(if ready {
         Action::requeue(RESYNC)
     } else {

@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt};
 use super::component::announce;
 use super::identities::{Foreign, ensure_discovery_identity, ensure_workload_identities};
 use super::reconcile::{Error, no_cleanup, reconcile as reconcile_object};
-use crate::apply::owned_by;
+use crate::apply::{StatusWrite, owned_by};
 use crate::caches::decoded;
 use crate::compact::Compact;
 use crate::context::Context;
@@ -151,10 +151,19 @@ async fn converge(
         .is_some_and(|r| r.phase == Some(RestartPhase::Pending));
     status.restart = restart.status;
     let ready = status.state.as_deref() == Some(SUCCESSFUL);
-    context
+    let write = context
         .applier
-        .write_status(&api, &graph.name_any(), graph.status.as_ref(), &status)
+        .write_progress(
+            &api,
+            &uid,
+            &graph.name_any(),
+            graph.status.as_ref(),
+            &status,
+        )
         .await?;
+    if let StatusWrite::Deferred(after) = write {
+        return Ok(Action::requeue(after));
+    }
     Ok(Action::requeue(if restart_pending {
         // Recorded; the next reconcile starts it.
         Duration::from_secs(1)
