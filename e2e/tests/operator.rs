@@ -243,9 +243,9 @@ async fn restart_converges_without_writes_and_unsupported_or_incomplete_graphs_s
     assert_eq!(names.len(), 2 + 2 + 3, "{names:?}");
 
     // Let the second operator settle, then a fresh operator over the converged namespace must
-    // write nothing. Quiet for longer than the operator's 5 s progress window: a replica-count
-    // change may wait that long for its status write.
-    second.settle(Duration::from_secs(6)).await;
+    // write nothing. Quiet for longer than the operator's longest progress window (10 s, a
+    // graph's): a count change may wait that long for its status write.
+    second.settle(Duration::from_secs(11)).await;
     drop(second);
     let third = start_operator(&ns, &INGRESS_CLASS);
     third.ready().await;

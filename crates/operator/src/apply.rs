@@ -2,13 +2,15 @@
 //! when the live object already holds every field we want, so a converged reconcile writes
 //! nothing.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 
-use crate::progress::{Decision, ProgressClock};
+pub use crate::progress::Pace;
+use crate::progress::{Decision, MEMORY, ProgressClock};
 
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
@@ -24,11 +26,51 @@ pub use dynamo_common::json::contains;
 #[derive(Debug, Default)]
 pub struct Applier {
     writes: Counter,
-    /// When each object's status was last written (see [`Applier::write_progress`]).
+    /// When each object's status was last written (see [`Applier::write_status`]).
     progress: Mutex<ProgressClock>,
+    /// Children created a moment ago that the watch cache may not show yet.
+    created: Mutex<RecentCreates>,
 }
 
-/// What [`Applier::write_progress`] did.
+/// Objects this process created a moment ago (by kind, namespace and name, with a hash of
+/// what was applied), until the watch cache shows them: a reconcile that runs first (another
+/// child's event woke it) must not apply the same object again. An entry ends when the cache
+/// shows the object, so one deleted later is re-created, or after [`MEMORY`].
+#[derive(Debug, Default)]
+struct RecentCreates {
+    by_key: HashMap<String, (Instant, u64)>,
+    prune_at: usize,
+}
+
+impl RecentCreates {
+    /// Whether `desired` (hashed) was created under `key` within [`MEMORY`] of `now`.
+    fn holds(&self, key: &str, desired: u64, now: Instant) -> bool {
+        self.by_key
+            .get(key)
+            .is_some_and(|(at, hash)| *hash == desired && now.duration_since(*at) < MEMORY)
+    }
+
+    fn record(&mut self, key: String, desired: u64, now: Instant) {
+        if self.by_key.len() >= self.prune_at.max(1024) {
+            self.by_key
+                .retain(|_, (at, _)| now.duration_since(*at) < MEMORY);
+            self.prune_at = 2 * self.by_key.len();
+        }
+        self.by_key.insert(key, (now, desired));
+    }
+
+    fn seen(&mut self, key: &str) {
+        self.by_key.remove(key);
+    }
+}
+
+fn hash_of(value: &serde_json::Value) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&value.to_string(), &mut hasher);
+    std::hash::Hasher::finish(&hasher)
+}
+
+/// What [`Applier::write_status`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusWrite {
     Unchanged,
@@ -50,6 +92,7 @@ impl Applier {
         Applier {
             writes,
             progress: Mutex::default(),
+            created: Mutex::default(),
         }
     }
 
@@ -74,14 +117,21 @@ impl Applier {
         K: Resource + Serialize + DeserializeOwned + Clone + Debug,
     {
         let desired_value = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
+        let name = desired.name_any();
+        let kind = desired_value["kind"].as_str().unwrap_or_default();
+        let key = format!("{kind}/{}/{name}", desired.namespace().unwrap_or_default());
+        let now = Instant::now();
+        let hash = hash_of(&desired_value);
         if let Some(live) = live {
+            self.created.lock().unwrap().seen(&key);
             let live_value = serde_json::to_value(live).map_err(kube::Error::SerdeError)?;
             if contains(&live_value, &desired_value) {
                 return Ok((live.clone(), Change::Unchanged));
             }
+        } else if self.created.lock().unwrap().holds(&key, hash, now) {
+            // Created a moment ago; the cache has not caught up. What was applied stands in.
+            return Ok((desired.clone(), Change::Unchanged));
         }
-        let name = desired.name_any();
-        let kind = desired_value["kind"].as_str().unwrap_or_default();
         tracing::info!(%kind, %name, created = live.is_none(), "applying");
         self.writes.inc();
         let applied = api
@@ -94,6 +144,7 @@ impl Applier {
         let change = if live.is_some() {
             Change::Updated
         } else {
+            self.created.lock().unwrap().record(key, hash, now);
             Change::Created
         };
         Ok((applied, change))
@@ -119,65 +170,45 @@ impl Applier {
         }
     }
 
-    /// [`Applier::write_status`] for a reconcile's regular status: an urgent change (see
-    /// [`crate::progress`]) is written now; a progress-only one waits until the object's last
-    /// status write is [`crate::progress::PROGRESS_WINDOW`] old. `key` names the object (its
-    /// uid).
-    pub async fn write_progress<K, S>(
+    /// Merge-patches the status subresource of `object` with `status` when it differs from
+    /// `current` (the cached status), paced as [`crate::progress`] says: every status write
+    /// goes through one memory of what was written, so a reconcile that read a stale cache
+    /// neither writes the same status twice nor leaves a newer one unwritten.
+    pub async fn write_status<K, S>(
         &self,
         api: &Api<K>,
-        key: &str,
-        name: &str,
+        object: &K,
         current: Option<&S>,
         status: &S,
+        pace: Pace,
     ) -> kube::Result<StatusWrite>
     where
         K: Resource + DeserializeOwned + Clone + Debug,
-        S: Serialize + PartialEq,
+        S: Serialize,
     {
-        if current == Some(status) {
-            return Ok(StatusWrite::Unchanged);
-        }
         let value = |s: &S| serde_json::to_value(s).map_err(kube::Error::SerdeError);
         let cached = current.map(value).transpose()?;
         let new = value(status)?;
+        let key = object.uid().unwrap_or_else(|| object.name_any());
         let now = Instant::now();
         let decision = self
             .progress
             .lock()
             .unwrap()
-            .decide(key, cached.as_ref(), &new, now);
+            .decide(&key, cached.as_ref(), &new, now, pace);
         match decision {
-            Decision::AlreadyWritten => return Ok(StatusWrite::Unchanged),
+            Decision::Unchanged => return Ok(StatusWrite::Unchanged),
             Decision::Wait(wait) => return Ok(StatusWrite::Deferred(wait)),
             Decision::Write => {}
         }
-        self.write_status(api, name, current, status).await?;
-        self.progress.lock().unwrap().record(key, &new, now);
-        Ok(StatusWrite::Written)
-    }
-
-    /// Merge-patches the status subresource when `status` differs from `current`.
-    pub async fn write_status<K, S>(
-        &self,
-        api: &Api<K>,
-        name: &str,
-        current: Option<&S>,
-        status: &S,
-    ) -> kube::Result<bool>
-    where
-        K: Resource + DeserializeOwned + Clone + Debug,
-        S: Serialize + PartialEq,
-    {
-        if current == Some(status) {
-            return Ok(false);
-        }
+        let name = object.name_any();
         tracing::info!(%name, "writing status");
         self.writes.inc();
-        let patch = serde_json::json!({ "status": status });
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        let patch = serde_json::json!({ "status": new });
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        Ok(true)
+        self.progress.lock().unwrap().record(&key, &new, now);
+        Ok(StatusWrite::Written)
     }
 }
 
@@ -187,4 +218,32 @@ pub fn owned_by<K: Resource>(child: &K, owner_uid: &str) -> bool {
         .owner_references()
         .iter()
         .any(|r| r.controller == Some(true) && r.uid == owner_uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_created_a_moment_ago_is_not_applied_again_until_the_cache_shows_it() {
+        let mut created = RecentCreates::default();
+        let start = Instant::now();
+        created.record("Service/team/g-frontend".into(), 1, start);
+        let soon = start + Duration::from_secs(1);
+        assert!(created.holds("Service/team/g-frontend", 1, soon));
+        assert!(
+            !created.holds("Service/team/g-frontend", 2, soon),
+            "a different desired object is applied"
+        );
+        assert!(!created.holds("Service/team/g-decode", 1, soon));
+        assert!(
+            !created.holds("Service/team/g-frontend", 1, start + MEMORY),
+            "the cache is the truth again after a while"
+        );
+        created.seen("Service/team/g-frontend");
+        assert!(
+            !created.holds("Service/team/g-frontend", 1, soon),
+            "once the cache showed it, a missing object was deleted: create it again"
+        );
+    }
 }

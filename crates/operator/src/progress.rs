@@ -4,7 +4,10 @@
 //! What a user must see at once (the state, a condition turning true or false, a condition
 //! appearing, the observed generation, the pod selector, a restart's progress) is urgent;
 //! counts, reasons and messages are progress, written at most once per [`PROGRESS_WINDOW`]
-//! per object, the latest values winning (`kubectl get dgd -w` still shows them change).
+//! per object ([`AGGREGATE_WINDOW`] for a graph, whose status sums up its components'), the
+//! latest values winning (`kubectl get dgd -w` still shows them change). A component's first
+//! status may wait one window: if it is available by then, that is its only write.
+//! Every status write, paced or not, goes through one memory of what was written.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -13,6 +16,10 @@ use serde_json::{Value, json};
 
 /// At most one progress-only status write per object within this window.
 pub const PROGRESS_WINDOW: Duration = Duration::from_secs(5);
+
+/// The window of a status that sums up other objects' ([`Pace::Aggregate`]): a graph's counts
+/// and reasons change whenever any of its components' do.
+pub const AGGREGATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// The part of a status (as JSON) whose change is urgent.
 fn urgent_part(status: &Value) -> Value {
@@ -37,8 +44,9 @@ pub fn urgent_change(old: Option<&Value>, new: &Value) -> bool {
     old.is_none_or(|old| urgent_part(old) != urgent_part(new))
 }
 
-/// How long a written status is remembered: longer than a watch cache takes to show it.
-const MEMORY: Duration = Duration::from_secs(10);
+/// How long a written status is remembered: longer than a watch cache takes to show it, and
+/// than the longest window.
+pub const MEMORY: Duration = Duration::from_secs(15);
 
 /// A status as written, for comparing: `lastTransitionTime` aside (a reconcile that read a
 /// stale cache stamps a new one on an unchanged condition).
@@ -62,11 +70,44 @@ struct Written {
     urgent: Value,
 }
 
+/// How a status write may be paced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// A verdict (a failure, a model's or adapter's status): written now.
+    Now,
+    /// A reconcile's regular status: urgent changes now, progress once per window.
+    Progress,
+    /// As [`Pace::Progress`], for a status summing up other objects': progress once per
+    /// [`AGGREGATE_WINDOW`].
+    Aggregate,
+    /// As [`Pace::Progress`], and the object's first status waits a window unless it is
+    /// settled by then (every condition true): a fresh component that is available within
+    /// seconds gets one status write, not a pending one and then a ready one.
+    SettleFirst,
+}
+
+impl Pace {
+    fn window(self) -> Duration {
+        match self {
+            Pace::Aggregate => AGGREGATE_WINDOW,
+            _ => PROGRESS_WINDOW,
+        }
+    }
+}
+
+/// Whether every condition of `status` holds (there is at least one).
+fn settled(status: &Value) -> bool {
+    status["conditions"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c["status"] == "True"))
+}
+
 /// What to do with a computed status that differs from the cached one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Written a moment ago; the cache has not caught up yet.
-    AlreadyWritten,
+    /// Nothing to write: the cache holds it, or it was written a moment ago and the cache has
+    /// not caught up yet.
+    Unchanged,
     Write,
     /// Progress only: write after this long.
     Wait(Duration),
@@ -77,23 +118,54 @@ pub enum Decision {
 #[derive(Debug, Default)]
 pub struct ProgressClock {
     written: HashMap<String, Written>,
+    /// Objects without a status yet whose first one is waiting ([`Pace::SettleFirst`]),
+    /// since when.
+    unwritten: HashMap<String, Instant>,
+    /// Size at which the maps are next pruned of what they no longer need.
+    prune_at: usize,
 }
+
+/// The smallest size at which the clock prunes its maps.
+const PRUNE_AT: usize = 1024;
 
 impl ProgressClock {
     /// Whether to write `new` for object `key` at `now`, the cache holding `cached`.
-    pub fn decide(&self, key: &str, cached: Option<&Value>, new: &Value, now: Instant) -> Decision {
+    pub fn decide(
+        &mut self,
+        key: &str,
+        cached: Option<&Value>,
+        new: &Value,
+        now: Instant,
+        pace: Pace,
+    ) -> Decision {
         let recent = self
             .written
             .get(key)
             .filter(|w| now.duration_since(w.at) < MEMORY);
-        if recent.is_some_and(|w| w.fingerprint == fingerprint(new)) {
-            return Decision::AlreadyWritten;
+        let unchanged = match recent {
+            Some(written) => written.fingerprint == fingerprint(new),
+            // What the cache holds is the truth only when nothing was written since.
+            None => cached == Some(new),
+        };
+        if unchanged {
+            return Decision::Unchanged;
+        }
+        if pace == Pace::Now {
+            return Decision::Write;
+        }
+        if pace == Pace::SettleFirst && cached.is_none() && recent.is_none() && !settled(new) {
+            self.prune(now);
+            let due = *self.unwritten.entry(key.to_owned()).or_insert(now) + PROGRESS_WINDOW;
+            return match due.checked_duration_since(now) {
+                Some(wait) if !wait.is_zero() => Decision::Wait(wait),
+                _ => Decision::Write,
+            };
         }
         let urgent = match recent {
             Some(written) => written.urgent != urgent_part(new),
             None => urgent_change(cached, new),
         };
-        match recent.map(|w| w.at + PROGRESS_WINDOW) {
+        match recent.map(|w| w.at + pace.window()) {
             Some(due) if !urgent && due > now => Decision::Wait(due - now),
             _ => Decision::Write,
         }
@@ -102,16 +174,28 @@ impl ProgressClock {
     /// Records that `status` of `key` was written at `now`; forgets objects written long
     /// ago, so the clock holds only objects that are changing.
     pub fn record(&mut self, key: &str, status: &Value, now: Instant) {
-        if self.written.len() >= 1024 {
-            self.written
-                .retain(|_, w| now.duration_since(w.at) < MEMORY);
-        }
+        self.prune(now);
+        self.unwritten.remove(key);
         let written = Written {
             at: now,
             fingerprint: fingerprint(status),
             urgent: urgent_part(status),
         };
         self.written.insert(key.to_owned(), written);
+    }
+
+    /// Forgets writes older than [`MEMORY`] and first statuses waiting that long (an object
+    /// deleted meanwhile) once a map reaches the pruning size, which then doubles from what
+    /// is left: amortized constant work per call.
+    fn prune(&mut self, now: Instant) {
+        if self.written.len().max(self.unwritten.len()) < self.prune_at.max(PRUNE_AT) {
+            return;
+        }
+        self.written
+            .retain(|_, w| now.duration_since(w.at) < MEMORY);
+        self.unwritten
+            .retain(|_, since| now.duration_since(*since) < MEMORY);
+        self.prune_at = 2 * self.written.len().max(self.unwritten.len());
     }
 }
 
@@ -231,18 +315,59 @@ mod tests {
                    "service": {"readyReplicas": ready}})
         };
         let available = json!({"conditions": [condition("Available", "True", "Ready", "")]});
-        assert_eq!(clock.decide("a", None, &pending(0), start), Decision::Write);
+        assert_eq!(
+            clock.decide("a", None, &pending(0), start, Pace::Progress),
+            Decision::Write
+        );
         clock.record("a", &pending(0), start);
         let half = start + PROGRESS_WINDOW / 2;
         assert_eq!(
-            clock.decide("a", None, &pending(1), half),
+            clock.decide("a", None, &pending(1), half, Pace::Progress),
             Decision::Wait(PROGRESS_WINDOW / 2),
             "a count changed: progress, even though the stale cache has no status"
         );
-        assert_eq!(clock.decide("a", None, &available, half), Decision::Write);
-        assert_eq!(clock.decide("b", None, &pending(1), half), Decision::Write);
         assert_eq!(
-            clock.decide("a", None, &pending(1), start + PROGRESS_WINDOW),
+            clock.decide("a", None, &available, half, Pace::Progress),
+            Decision::Write
+        );
+        assert_eq!(
+            clock.decide("b", None, &pending(1), half, Pace::Progress),
+            Decision::Write
+        );
+        assert_eq!(
+            clock.decide(
+                "a",
+                None,
+                &pending(1),
+                start + PROGRESS_WINDOW,
+                Pace::Progress
+            ),
+            Decision::Write
+        );
+    }
+
+    #[test]
+    fn an_aggregate_status_waits_the_longer_window() {
+        let mut clock = ProgressClock::default();
+        let start = Instant::now();
+        let pending = |ready: &str| {
+            json!({"state": "pending",
+                   "conditions": [condition("Ready", "False", "NotReady", ready)]})
+        };
+        clock.record("g", &pending("a, b"), start);
+        let later = start + PROGRESS_WINDOW;
+        assert_eq!(
+            clock.decide("g", None, &pending("b"), later, Pace::Aggregate),
+            Decision::Wait(AGGREGATE_WINDOW - PROGRESS_WINDOW)
+        );
+        assert_eq!(
+            clock.decide("g", None, &pending("b"), later, Pace::Progress),
+            Decision::Write
+        );
+        let done = json!({"state": "successful",
+                          "conditions": [condition("Ready", "True", "AllReady", "")]});
+        assert_eq!(
+            clock.decide("g", None, &done, later, Pace::Aggregate),
             Decision::Write
         );
     }
@@ -258,12 +383,82 @@ mod tests {
         again["conditions"][0]["lastTransitionTime"] = json!("2026-01-01T00:00:09Z");
         let soon = start + Duration::from_millis(300);
         assert_eq!(
-            clock.decide("a", None, &again, soon),
-            Decision::AlreadyWritten
+            clock.decide("a", None, &again, soon, Pace::Progress),
+            Decision::Unchanged
         );
         // Long after, the cache is the truth again.
         assert_eq!(
-            clock.decide("a", None, &again, start + MEMORY),
+            clock.decide("a", None, &again, start + MEMORY, Pace::Progress),
+            Decision::Write
+        );
+    }
+
+    #[test]
+    fn a_first_status_waits_a_window_unless_it_is_settled() {
+        let mut clock = ProgressClock::default();
+        let start = Instant::now();
+        let pending = json!({"conditions": [condition("Available", "False", "NotReady", "")]});
+        let available = json!({"conditions": [condition("Available", "True", "Ready", "")]});
+        let mut decide = |key: &str, cached: Option<&Value>, new: &Value, at: Instant| {
+            clock.decide(key, cached, new, at, Pace::SettleFirst)
+        };
+        assert_eq!(
+            decide("a", None, &pending, start),
+            Decision::Wait(PROGRESS_WINDOW)
+        );
+        let later = start + Duration::from_secs(2);
+        assert_eq!(
+            decide("a", None, &pending, later),
+            Decision::Wait(PROGRESS_WINDOW - Duration::from_secs(2)),
+            "the wait counts from the first look, not the latest"
+        );
+        assert_eq!(decide("a", None, &available, later), Decision::Write);
+        assert_eq!(
+            decide("a", None, &pending, start + PROGRESS_WINDOW),
+            Decision::Write,
+            "still not settled after a window: the pending status is written"
+        );
+        assert_eq!(
+            decide("b", Some(&pending), &available, start),
+            Decision::Write
+        );
+        assert_eq!(
+            decide("c", Some(&available), &pending, start),
+            Decision::Write,
+            "only the first status waits"
+        );
+        let failed = json!({"conditions": [condition("Available", "False", "Refused", "x")]});
+        assert_eq!(
+            clock.decide("d", None, &failed, start, Pace::Now),
+            Decision::Write
+        );
+    }
+
+    #[test]
+    fn a_verdict_is_written_now_but_not_twice() {
+        let mut clock = ProgressClock::default();
+        let start = Instant::now();
+        let failed = |message: &str| {
+            json!({"state": "failed",
+                   "conditions": [condition("Ready", "False", "ReconcileFailed", message)]})
+        };
+        clock.record("g", &failed("a"), start);
+        let soon = start + Duration::from_secs(1);
+        assert_eq!(
+            clock.decide("g", None, &failed("a"), soon, Pace::Now),
+            Decision::Unchanged
+        );
+        assert_eq!(
+            clock.decide("g", Some(&failed("a")), &failed("b"), soon, Pace::Now),
+            Decision::Write,
+            "a verdict's message is not progress"
+        );
+        // The failure was written; the cache still shows the status before it, equal to the one
+        // computed now: that one must be written again, or the failure would stay.
+        let pending = json!({"state": "pending",
+                             "conditions": [condition("Ready", "False", "NotReady", "")]});
+        assert_eq!(
+            clock.decide("g", Some(&pending), &pending, soon, Pace::Progress),
             Decision::Write
         );
     }

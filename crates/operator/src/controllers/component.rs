@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::reconcile::{Error, no_cleanup, reconcile as reconcile_object};
-use crate::apply::{Change, StatusWrite, owned_by};
+use crate::apply::{Change, Pace, StatusWrite, owned_by};
 use crate::caches::{cached, decoded};
 use crate::compact::Compact;
 use crate::context::Context;
@@ -117,8 +117,15 @@ async fn apply(
         let status = component_status(component, None, Some(failure), None);
         if context
             .applier
-            .write_status(&api, &name, component.status.as_ref(), &status)
+            .write_status(
+                &api,
+                component,
+                component.status.as_ref(),
+                &status,
+                Pace::Now,
+            )
             .await?
+            == StatusWrite::Written
         {
             context.warning(component, VALIDATION_FAILED, message);
         }
@@ -140,7 +147,13 @@ async fn apply(
             let status = component_status(component, None, Some(failure), None);
             context
                 .applier
-                .write_status(&api, &name, component.status.as_ref(), &status)
+                .write_status(
+                    &api,
+                    component,
+                    component.status.as_ref(),
+                    &status,
+                    Pace::Now,
+                )
                 .await?;
             return Ok(Action::await_change());
         }
@@ -159,7 +172,13 @@ async fn apply(
             let status = component_status(component, None, Some(failure), None);
             context
                 .applier
-                .write_status(&api, &name, component.status.as_ref(), &status)
+                .write_status(
+                    &api,
+                    component,
+                    component.status.as_ref(),
+                    &status,
+                    Pace::Now,
+                )
                 .await?;
             return Err(e);
         }
@@ -171,10 +190,15 @@ async fn apply(
         .flatten();
     let status = component_status(component, Some(&deployment), None, cause);
     let ready = holds(status.conditions.as_deref(), AVAILABLE);
-    let uid = component.uid().unwrap_or_default();
     let write = context
         .applier
-        .write_progress(&api, &uid, &name, component.status.as_ref(), &status)
+        .write_status(
+            &api,
+            component,
+            component.status.as_ref(),
+            &status,
+            Pace::SettleFirst,
+        )
         .await?;
     if let StatusWrite::Deferred(after) = write {
         return Ok(Action::requeue(after));

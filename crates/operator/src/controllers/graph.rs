@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt};
 use super::component::announce;
 use super::identities::{Foreign, ensure_discovery_identity, ensure_workload_identities};
 use super::reconcile::{Error, no_cleanup, reconcile as reconcile_object};
-use crate::apply::{StatusWrite, owned_by};
+use crate::apply::{Pace, StatusWrite, owned_by};
 use crate::caches::decoded;
 use crate::compact::Compact;
 use crate::context::Context;
@@ -115,8 +115,9 @@ async fn converge(
         let status = graph_invalid(graph, message.clone());
         if context
             .applier
-            .write_status(&api, &graph.name_any(), graph.status.as_ref(), &status)
+            .write_status(&api, graph, graph.status.as_ref(), &status, Pace::Now)
             .await?
+            == StatusWrite::Written
         {
             context.warning(graph, VALIDATION_FAILED, message);
         }
@@ -153,13 +154,7 @@ async fn converge(
     let ready = status.state.as_deref() == Some(SUCCESSFUL);
     let write = context
         .applier
-        .write_progress(
-            &api,
-            &uid,
-            &graph.name_any(),
-            graph.status.as_ref(),
-            &status,
-        )
+        .write_status(&api, graph, graph.status.as_ref(), &status, Pace::Aggregate)
         .await?;
     if let StatusWrite::Deferred(after) = write {
         return Ok(Action::requeue(after));
@@ -347,7 +342,7 @@ async fn fail(
     let status = graph_failed(graph, message);
     context
         .applier
-        .write_status(api, &graph.name_any(), graph.status.as_ref(), &status)
+        .write_status(api, graph, graph.status.as_ref(), &status, Pace::Now)
         .await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::reconcile::{Error, reconcile as reconcile_object};
+use crate::apply::{Pace, StatusWrite};
 use crate::caches::decoded;
 use crate::context::Context;
 use crate::desired::model::{self, Candidate};
@@ -70,7 +71,6 @@ async fn load(model: &DynamoModel, targets: Vec<Candidate>) -> (Vec<String>, Vec
 
 async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Result<Action, Error> {
     let api: Api<DynamoModel> = Api::namespaced(context.client.clone(), namespace);
-    let name = model.name_any();
     let previous = model.status.as_ref().and_then(|s| s.conditions.as_deref());
 
     // Invalid specs (possible with the webhook off) are reported, and nothing is called.
@@ -80,8 +80,9 @@ async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Resul
         let status = model_invalid(model, message.clone());
         if context
             .applier
-            .write_status(&api, &name, model.status.as_ref(), &status)
+            .write_status(&api, model, model.status.as_ref(), &status, Pace::Now)
             .await?
+            == StatusWrite::Written
         {
             context.warning(model, "ValidationFailed", message);
         }
@@ -123,7 +124,7 @@ async fn apply(model: &DynamoModel, namespace: &str, context: &Context) -> Resul
     let was_ready = holds(previous, ENDPOINTS_READY);
     context
         .applier
-        .write_status(&api, &name, model.status.as_ref(), &status)
+        .write_status(&api, model, model.status.as_ref(), &status, Pace::Now)
         .await?;
 
     if !failures.is_empty() {

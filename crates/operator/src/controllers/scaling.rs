@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::reconcile::Error;
-use crate::apply::FIELD_MANAGER;
+use crate::apply::{FIELD_MANAGER, Pace};
 use crate::caches::{cached, decoded};
 use crate::compact::Compact;
 use crate::context::Context;
@@ -78,7 +78,7 @@ async fn apply(
         Api::namespaced(context.client.clone(), namespace);
     context
         .applier
-        .write_status(&api, &adapter.name_any(), adapter.status.as_ref(), &status)
+        .write_status(&api, adapter, adapter.status.as_ref(), &status, Pace::Now)
         .await?;
     context
         .backoff
