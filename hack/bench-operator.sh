@@ -18,7 +18,8 @@
 #                                            applied in five equal steps, steady RSS after each,
 #                                            and the RSS per graph from a least-squares line
 # Env: BENCH_RUST_LOG (the operator's RUST_LOG, default warn); BENCH_LOGS=DIR keeps the
-# operator's logs there.
+# operator's logs there; BENCH_PERF=FILE records a CPU profile of the operator's run there
+# (perf; build with CARGO_PROFILE_RELEASE_STRIP=false for symbols).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=1 memory=
@@ -133,7 +134,13 @@ run_once() {
   run_from=$(audit_lines)
   start_operator "$out/operator.log"
   idle=$(rss_mib "$operator_pid" VmRSS)
+  perf_pid=
+  if [[ -n ${BENCH_PERF:-} ]]; then
+    perf record -F 499 -g -p "$operator_pid" -o "$BENCH_PERF" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   x target/release/bench_operator operator "$n" bench-operator | tee "$out/operator.json"
+  if [[ -n $perf_pid ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   sleep 5
   steady=$(rss_mib "$operator_pid" VmRSS)
   peak=$(rss_mib "$operator_pid" VmHWM)
@@ -159,6 +166,7 @@ run_once() {
   done
   sleep 5
   resync_writes=$(writes)
+  restart_rss=$(rss_mib "$operator_pid" VmRSS)
   restart_ready=$(python3 -c "print(f'{$ready_at - $started:.1f}')")
   restart_reconciled=$([[ -n $reconciled_at ]] && python3 -c "print(f'{$reconciled_at - $ready_at:.1f}')" || echo never)
   stop_operator
@@ -168,13 +176,13 @@ run_once() {
   if [[ -n ${BENCH_LOGS:-} ]]; then cp "$out"/operator*.log "$BENCH_LOGS"/; fi
   python3 - "$out/ceiling.json" "$out/operator.json" "$n" "$idle" "$steady" "$peak" "$total_writes" "$resync_writes" \
     "$out/audit.log" "$operator_user" "$run_from" "$restart_from" "$restart_to" "$cpu" "$restart_ready" \
-    "$restart_reconciled" "$out/figures.jsonl" <<'PY'
+    "$restart_reconciled" "$out/figures.jsonl" "$restart_rss" <<'PY'
 import collections, json, sys
 ceiling, operator = (json.load(open(p)) for p in sys.argv[1:3])
 n = int(sys.argv[3]); idle, steady, peak = sys.argv[4:7]; writes, resync = float(sys.argv[7]), sys.argv[8]
 audit, user = sys.argv[9], sys.argv[10]
 run_from, restart_from, restart_to = (int(v) for v in sys.argv[11:14])
-cpu, restart_ready, restart_reconciled, figures_file = sys.argv[14:18]
+cpu, restart_ready, restart_reconciled, figures_file, restart_rss = sys.argv[14:19]
 key = "start_to_all_ready_seconds"
 print(f"graphs: {n} x 3 services")
 for label, r in (("ceiling (bare client)", ceiling), ("operator", operator)):
@@ -221,7 +229,7 @@ print(f"events per graph: {events / n:.1f}; children created per graph: {creates
 print(f"operator CPU: {cpu} s ({float(cpu) * 1000 / n:.1f} ms per graph)")
 restart = requests(restart_from, restart_to)
 show("operator requests during the restart (audit log)", restart, n)
-print(f"restart: ready (caches synced) {restart_ready} s after start; every object reconciled {restart_reconciled} s after ready")
+print(f"restart: ready (caches synced) {restart_ready} s after start; every object reconciled {restart_reconciled} s after ready; RSS then {restart_rss} MiB")
 run_reads = sum(c for (v, _), c in run.items() if v in READS)
 restart_reads = sum(c for (v, _), c in restart.items() if v in READS)
 restart_writes = sum(c for (v, _), c in restart.items() if v not in READS | WATCH)
@@ -238,6 +246,7 @@ figures = {
     "restart_ready_seconds": float(restart_ready),
     "restart_reconciled_seconds": float(restart_reconciled) if restart_reconciled != "never" else float("nan"),
     "restart_reads": restart_reads,
+    "restart_rss_mib": float(restart_rss),
     "restart_writes": restart_writes,
 }
 with open(figures_file, "a") as f:

@@ -184,6 +184,7 @@ impl Applier {
     ) -> kube::Result<StatusWrite>
     where
         K: Resource + DeserializeOwned + Clone + Debug,
+        K::DynamicType: Default,
         S: Serialize,
     {
         let value = |s: &S| serde_json::to_value(s).map_err(kube::Error::SerdeError);
@@ -202,7 +203,8 @@ impl Applier {
             Decision::Write => {}
         }
         let name = object.name_any();
-        tracing::info!(%name, "writing status");
+        tracing::info!(kind = %K::kind(&Default::default()), %name, "writing status");
+        tracing::debug!(%name, status = %new, "status written");
         self.writes.inc();
         let patch = serde_json::json!({ "status": new });
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))

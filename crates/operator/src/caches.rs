@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 
 use crate::compact::Compact;
 use crate::context::Context;
+use crate::index::{Index, by_controller, by_selector};
 
 /// Objects labelled with the graph they belong to: every child the operator makes.
 pub fn owned() -> watcher::Config {
@@ -75,6 +76,10 @@ macro_rules! declare_caches {
         pub struct Caches {
             $($(#[$doc])* pub $cache: Store<Compact<$kind>>,)*
             $($(#[$child_doc])* pub $child: Store<Compact<$child_kind>>,)*
+            /// A component's pods, by its name (see [`crate::index::by_selector`]).
+            pub pods_by_component: Index,
+            /// A graph's components, by the graph's uid.
+            pub components_by_graph: Index,
             /// Set once every cache has synced; until then reconciles wait (a cold cache would
             /// look like missing children and cause needless writes).
             pub synced: AtomicBool,
@@ -98,6 +103,8 @@ macro_rules! declare_caches {
                 let caches = Caches {
                     $($cache: $cache.0,)*
                     $($child: $child.0,)*
+                    pods_by_component: Index::new(by_selector),
+                    components_by_graph: Index::new(by_controller),
                     synced: AtomicBool::new(false),
                 };
                 let writers = Writers {

@@ -13,6 +13,7 @@ pub mod context;
 pub mod controllers;
 pub mod desired;
 pub mod events;
+pub mod index;
 pub mod inventory;
 pub mod leader;
 pub mod lora;

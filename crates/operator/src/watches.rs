@@ -81,7 +81,13 @@ pub async fn run(
         ),
     )
     .map(|_| ());
+    let indexing = context.clone();
     let components = lean_stream(context.scoped(), all(), writers.components)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                indexing.caches.components_by_graph.observe(event);
+            }
+        })
         .touched_objects()
         .inspect(move |component| {
             if let Ok(component) = component {
@@ -100,6 +106,14 @@ pub async fn run(
             pod.strip(&["spec"]);
         },
     )
+    .inspect({
+        let context = context.clone();
+        move |event| {
+            if let Ok(event) = event {
+                context.caches.pods_by_component.observe(event);
+            }
+        }
+    })
     .applied_objects();
     let component_controller = Controller::for_stream(components, caches.components.clone())
         .watches_stream(pods, |pod: Compact<Pod>| {

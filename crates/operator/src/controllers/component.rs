@@ -5,7 +5,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynamo_api::labels::label;
 use dynamo_api::v1alpha1::{ComponentType, DynamoComponentDeployment};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -275,19 +274,13 @@ fn fallback_account(context: &Context, namespace: &str) -> Option<String> {
 
 /// The cached pods of component `name` (status only).
 fn pods_of(context: &Context, namespace: &str, name: &str) -> Vec<Pod> {
-    let mut pods: Vec<Pod> = context
-        .caches
-        .pods
-        .state()
-        .into_iter()
-        .filter(|pod| {
-            pod.namespace().as_deref() == Some(namespace)
-                && pod.labels().get(label::SELECTOR).map(String::as_str) == Some(name)
-        })
-        .filter_map(|pod| decoded(&pod))
-        .collect();
-    pods.sort_by_key(|pod| pod.name_any());
-    pods
+    let caches = &context.caches;
+    caches
+        .pods_by_component
+        .objects(&caches.pods, namespace, name)
+        .iter()
+        .filter_map(|pod| decoded(pod))
+        .collect()
 }
 
 /// The headless Service of the component's base model (`modelRef`), shared with every other

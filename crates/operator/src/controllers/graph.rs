@@ -234,13 +234,12 @@ fn owned_components(
     namespace: &str,
     uid: &str,
 ) -> BTreeMap<String, DynamoComponentDeployment> {
-    context
-        .caches
-        .components
-        .state()
-        .into_iter()
-        .filter(|c| c.namespace().as_deref() == Some(namespace) && owned_by(c.as_ref(), uid))
-        .filter_map(|c| decoded(&c))
+    let caches = &context.caches;
+    caches
+        .components_by_graph
+        .objects(&caches.components, namespace, uid)
+        .iter()
+        .filter_map(|c| decoded(c))
         .map(|c| (c.name_any(), c))
         .collect()
 }
