@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::counter::Counter;
 
 pub use crate::progress::Pace;
-use crate::progress::{Decision, MEMORY, ProgressClock};
+use crate::progress::{Decision, MEMORY, ProgressClock, hash_json};
 
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
@@ -64,12 +64,6 @@ impl RecentCreates {
     }
 }
 
-fn hash_of(value: &serde_json::Value) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    std::hash::Hash::hash(&value.to_string(), &mut hasher);
-    std::hash::Hasher::finish(&hasher)
-}
-
 /// What [`Applier::write_status`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusWrite {
@@ -121,14 +115,17 @@ impl Applier {
         let kind = desired_value["kind"].as_str().unwrap_or_default();
         let key = format!("{kind}/{}/{name}", desired.namespace().unwrap_or_default());
         let now = Instant::now();
-        let hash = hash_of(&desired_value);
+        // Hashed only for objects the cache does not show (a converged reconcile skips it).
+        let hash = live.is_none().then(|| hash_json(&desired_value));
         if let Some(live) = live {
             self.created.lock().unwrap().seen(&key);
             let live_value = serde_json::to_value(live).map_err(kube::Error::SerdeError)?;
             if contains(&live_value, &desired_value) {
                 return Ok((live.clone(), Change::Unchanged));
             }
-        } else if self.created.lock().unwrap().holds(&key, hash, now) {
+        } else if let Some(hash) = hash
+            && self.created.lock().unwrap().holds(&key, hash, now)
+        {
             // Created a moment ago; the cache has not caught up. What was applied stands in.
             return Ok((desired.clone(), Change::Unchanged));
         }
@@ -141,11 +138,12 @@ impl Applier {
                 &Patch::Apply(&desired_value),
             )
             .await?;
-        let change = if live.is_some() {
-            Change::Updated
-        } else {
-            self.created.lock().unwrap().record(key, hash, now);
-            Change::Created
+        let change = match hash {
+            None => Change::Updated,
+            Some(hash) => {
+                self.created.lock().unwrap().record(key, hash, now);
+                Change::Created
+            }
         };
         Ok((applied, change))
     }

@@ -57,8 +57,13 @@ fn fingerprint(status: &Value) -> u64 {
             condition.remove("lastTransitionTime");
         }
     }
+    hash_json(&status)
+}
+
+/// A hash of a JSON value's text, to compare what was written with what is wanted.
+pub fn hash_json(value: &Value) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    std::hash::Hash::hash(&status.to_string(), &mut hasher);
+    std::hash::Hash::hash(&value.to_string(), &mut hasher);
     std::hash::Hasher::finish(&hasher)
 }
 

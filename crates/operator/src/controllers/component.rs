@@ -113,19 +113,7 @@ async fn apply(
     if !outcome.is_allowed() {
         let message = outcome.message();
         let failure = Verdict::new(false, VALIDATION_FAILED, message.clone());
-        let status = component_status(component, None, Some(failure), None);
-        if context
-            .applier
-            .write_status(
-                &api,
-                component,
-                component.status.as_ref(),
-                &status,
-                Pace::Now,
-            )
-            .await?
-            == StatusWrite::Written
-        {
+        if write_failure(&api, component, context, failure).await? == StatusWrite::Written {
             context.warning(component, VALIDATION_FAILED, message);
         }
         return Ok(Action::await_change());
@@ -143,17 +131,7 @@ async fn apply(
             let message = e.to_string();
             context.warning(component, "ReconcileFailed", message.clone());
             let failure = Verdict::new(false, e.reason(), message);
-            let status = component_status(component, None, Some(failure), None);
-            context
-                .applier
-                .write_status(
-                    &api,
-                    component,
-                    component.status.as_ref(),
-                    &status,
-                    Pace::Now,
-                )
-                .await?;
+            write_failure(&api, component, context, failure).await?;
             return Ok(Action::await_change());
         }
     };
@@ -168,17 +146,7 @@ async fn apply(
             let message = format!("the API server refused a child object: {refusal}");
             context.warning(component, "ChildRefused", message.clone());
             let failure = Verdict::new(false, "ChildRefused", message);
-            let status = component_status(component, None, Some(failure), None);
-            context
-                .applier
-                .write_status(
-                    &api,
-                    component,
-                    component.status.as_ref(),
-                    &status,
-                    Pace::Now,
-                )
-                .await?;
+            write_failure(&api, component, context, failure).await?;
             return Err(e);
         }
         Err(e) => return Err(e),
@@ -207,6 +175,27 @@ async fn apply(
     } else {
         Action::requeue(Duration::from_secs(60))
     })
+}
+
+/// A component that cannot be reconciled: not `Available`, for the reason `failure` gives,
+/// written now.
+async fn write_failure(
+    api: &Api<DynamoComponentDeployment>,
+    component: &DynamoComponentDeployment,
+    context: &Context,
+    failure: Verdict,
+) -> Result<StatusWrite, Error> {
+    let status = component_status(component, None, Some(failure), None);
+    Ok(context
+        .applier
+        .write_status(
+            api,
+            component,
+            component.status.as_ref(),
+            &status,
+            Pace::Now,
+        )
+        .await?)
 }
 
 /// Applies the component's Deployment, Service, Ingress, VirtualService and model Service; the
