@@ -19,7 +19,9 @@
 #                                            and the RSS per graph from a least-squares line
 # Env: BENCH_RUST_LOG (the operator's RUST_LOG, default warn); BENCH_LOGS=DIR keeps the
 # operator's logs there; BENCH_PERF=FILE records a CPU profile of the operator's run there
-# (perf; build with CARGO_PROFILE_RELEASE_STRIP=false for symbols).
+# (perf; build with CARGO_PROFILE_RELEASE_STRIP=false for symbols); BENCH_HEAP=FILE (memory mode)
+# builds the operator with its heap profiler and writes every live allocation by call site
+# after the last step there (dhat's JSON; hack/heap-sites.py sums it by call site).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=1 memory=
@@ -36,7 +38,8 @@ export DYNAMO_E2E_AUDIT=1
 operator_user=system:serviceaccount:kube-system:bench-operator
 bin=$(hack/k8s-bins.sh | tail -n 1)
 export DYNAMO_E2E_BIN=$bin
-cargo build --release --locked -p dynamo-operator -p dynamo-bench --bin dynamo-operator --bin bench_operator >&2
+cargo build --release --locked -p dynamo-operator -p dynamo-bench --bin dynamo-operator --bin bench_operator \
+  ${BENCH_HEAP:+--features dynamo-operator/heap-profile} >&2
 out=$(mktemp -d)
 operator_pid=
 stop_operator() { [[ -n $operator_pid ]] && kill "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null; operator_pid=; true; }
@@ -102,6 +105,14 @@ if [[ -n $memory ]]; then
     echo "  $(( i * step )) graphs: RSS $(rss_mib "$operator_pid" VmRSS) MiB" >&2
   done
   cpu=$(cpu_seconds "$operator_pid")
+  if [[ -n ${BENCH_HEAP:-} ]]; then
+    rm -f dhat-heap.json
+    kill -USR1 "$operator_pid"
+    for _ in $(seq 300); do [[ -s dhat-heap.json ]] && break; sleep 1; done
+    sleep 2
+    mv dhat-heap.json "$BENCH_HEAP"
+    echo "heap profile: $BENCH_HEAP" >&2
+  fi
   python3 - "$cpu" $points <<'PY'
 import sys
 cpu = sys.argv[1]

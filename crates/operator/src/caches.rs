@@ -6,7 +6,6 @@
 //! child kind is one line here, its builder, one sync call in the component controller and
 //! the chart's RBAC.
 
-use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -177,41 +176,32 @@ declare_caches! {
     }
 }
 
-/// A watch of `api` whose objects enter the cache without `managedFields` or the
-/// last-applied annotation, in small pages; the watch events after the cache saw them.
+/// A watch of `api` into a cache of compact objects (which leave out `managedFields` and the
+/// last-applied annotation), in small pages; the watch events after the cache saw them.
 pub fn lean_stream<K>(
-    api: Api<K>,
+    api: Api<Compact<K>>,
     config: watcher::Config,
-    writer: Writer<K>,
-) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>
+    writer: Writer<Compact<K>>,
+) -> impl Stream<Item = Result<watcher::Event<Compact<K>>, watcher::Error>>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Default,
+    K: Resource<DynamicType = ()> + 'static,
 {
     lean_stream_with(api, config, writer, |_| {})
 }
 
 /// [`lean_stream`], with `trim` applied to each object before it enters the cache.
 pub fn lean_stream_with<K>(
-    api: Api<K>,
+    api: Api<Compact<K>>,
     config: watcher::Config,
-    writer: Writer<K>,
-    trim: impl FnMut(&mut K) + Send + 'static,
-) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>
+    writer: Writer<Compact<K>>,
+    trim: impl FnMut(&mut Compact<K>) + Send + 'static,
+) -> impl Stream<Item = Result<watcher::Event<Compact<K>>, watcher::Error>>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Default,
+    K: Resource<DynamicType = ()> + 'static,
 {
-    let mut trim = trim;
     watcher(api, config.page_size(100).any_semantic())
         .default_backoff()
-        .modify(move |object| {
-            object.managed_fields_mut().clear();
-            object
-                .annotations_mut()
-                .remove("kubectl.kubernetes.io/last-applied-configuration");
-            trim(object);
-        })
+        .modify(trim)
         .reflect(writer)
 }
 

@@ -4,9 +4,12 @@
 //! A reconcile hands an event to a bounded queue and goes on; a few publishers drain it. When
 //! the API server falls behind and the queue is full, new events are dropped with a log line
 //! (as client-go's broadcaster does): events are a record, and must neither hold reconcile
-//! slots nor grow memory without bound. An event repeated on the same object within six
-//! minutes bumps the `series` of the first one instead of creating another object; what is
-//! remembered for that is a few dozen bytes per event, not the event.
+//! slots nor grow memory without bound. Publishing is paced ([`Pace`]: bursts of 50, then 5 a
+//! second), so that a storm of new graphs spends the API server's time on the writes that bring
+//! them up rather than on the record of them, as client-go's per-object spam filter and client
+//! rate limit do. An event repeated on the same object within six minutes bumps the `series`
+//! of the first one instead of creating another object; what is remembered for that is a few
+//! dozen bytes per event, not the event.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -24,7 +27,11 @@ use tokio::sync::mpsc;
 /// Events waiting to be published at most; more are dropped.
 const QUEUE: usize = 1024;
 /// Events being published at once.
-const PUBLISHERS: usize = 4;
+const PUBLISHERS: usize = 2;
+/// Events published at once after a quiet spell.
+const BURST: f64 = 50.0;
+/// Events published per second, on average, beyond the burst.
+const RATE: f64 = 5.0;
 /// How long a repeated event is folded into the series of the first.
 const SERIES_WINDOW: Duration = Duration::from_secs(360);
 
@@ -55,6 +62,38 @@ pub struct Publisher {
     controller: String,
     instance: String,
     series: Mutex<Series>,
+}
+
+/// A token bucket: `burst` events at once, then `rate` a second.
+#[derive(Debug)]
+struct Pace {
+    burst: f64,
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Pace {
+    fn new(burst: f64, rate: f64, now: Instant) -> Self {
+        Pace {
+            burst,
+            rate,
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    /// Reserves the next event's turn: how long to wait before publishing it.
+    fn reserve(&mut self, now: Instant) -> Duration {
+        let earned = now.saturating_duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(self.burst) - 1.0;
+        self.at = now.max(self.at);
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
 }
 
 /// What was published recently, by key; expired entries are swept every few seconds.
@@ -103,6 +142,7 @@ impl Publisher {
             instance,
             series,
         };
+        let pace = &Mutex::new(Pace::new(BURST, RATE, Instant::now()));
         let notes = futures::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|note| (note, receiver))
         });
@@ -110,6 +150,8 @@ impl Publisher {
             .for_each_concurrent(PUBLISHERS, |note| {
                 let client = client.clone();
                 async move {
+                    let wait = pace.lock().unwrap().reserve(Instant::now());
+                    tokio::time::sleep(wait).await;
                     match publisher.send(client, &note).await {
                         Ok(()) => {}
                         Err(kube::Error::Api(status)) => {
@@ -284,6 +326,22 @@ mod tests {
         assert_eq!(event.type_.as_deref(), Some("Warning"));
         assert_eq!(event.reporting_instance.as_deref(), Some("pod-1"));
         assert_eq!(event.note.as_deref(), Some("spec.pvcs[0]: not found"));
+    }
+
+    #[test]
+    fn events_go_out_in_a_burst_then_at_the_rate() {
+        let start = Instant::now();
+        let mut pace = Pace::new(3.0, 2.0, start);
+        let waits: Vec<_> = (0..5).map(|_| pace.reserve(start)).collect();
+        assert_eq!(
+            waits,
+            [0.0, 0.0, 0.0, 0.5, 1.0].map(Duration::from_secs_f64),
+            "three at once, then one every half second"
+        );
+        // After a quiet spell the burst is back, but no more than the burst.
+        let later = start + Duration::from_secs(60);
+        let waits: Vec<_> = (0..4).map(|_| pace.reserve(later)).collect();
+        assert_eq!(waits, [0.0, 0.0, 0.0, 0.5].map(Duration::from_secs_f64));
     }
 
     #[tokio::test]

@@ -101,10 +101,7 @@ pub async fn run(
         context.scoped(),
         component_pods(),
         writers.pods,
-        |pod: &mut Compact<Pod>| {
-            pod.annotations_mut().clear();
-            pod.strip(&["spec"]);
-        },
+        |pod: &mut Compact<Pod>| pod.strip(&["spec", "metadata.annotations"]),
     )
     .inspect({
         let context = context.clone();
@@ -191,8 +188,7 @@ pub async fn run(
         all(),
         writers.claims,
         |claim: &mut Compact<PersistentVolumeClaim>| {
-            claim.annotations_mut().clear();
-            claim.strip(&["spec", "status"]);
+            claim.strip(&["spec", "status", "metadata.annotations", "metadata.labels"]);
         },
     )
     .take_until(shutdown.clone())
@@ -214,19 +210,13 @@ pub async fn run(
 
 /// Watches the operator's identity objects of one kind into their cache; a change (a hand
 /// edit or deletion) reconciles the graph that owns the object.
-async fn identity_watch<C>(
+async fn identity_watch<K>(
     context: &Context,
-    writer: kube::runtime::reflector::store::Writer<C>,
+    writer: kube::runtime::reflector::store::Writer<Compact<K>>,
     owners: mpsc::UnboundedSender<ObjectRef<Compact<DynamoGraphDeployment>>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) where
-    C: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + 'static,
 {
     lean_stream(context.scoped(), managed_identities(), writer)
         .touched_objects()
