@@ -72,6 +72,9 @@ impl<K: Resource + DeserializeOwned> Compact<K> {
     }
 }
 
+/// The dictionary of each kind, by the kind's Rust type name.
+type Dictionaries = RwLock<HashMap<&'static str, Arc<[u8]>>>;
+
 /// LZ4 looks back at most this far, so a longer dictionary is kept by its end.
 const DICTIONARY_MAX: usize = 64 * 1024;
 
@@ -79,8 +82,7 @@ const DICTIONARY_MAX: usize = 64 * 1024;
 /// (`sample`, if there is none yet). Fixed for the life of the process, as every packed object
 /// of the kind needs it to unpack.
 fn dictionary<K>(sample: &[u8]) -> Arc<[u8]> {
-    static DICTIONARIES: LazyLock<RwLock<HashMap<&'static str, Arc<[u8]>>>> =
-        LazyLock::new(Default::default);
+    static DICTIONARIES: LazyLock<Dictionaries> = LazyLock::new(Default::default);
     let kind = std::any::type_name::<K>();
     if let Some(dictionary) = DICTIONARIES.read().unwrap().get(kind) {
         return dictionary.clone();
