@@ -78,6 +78,17 @@ async fn running_binaries_export_every_series_the_dashboard_queries() {
     })
     .await;
 
+    // The inventory gauge is counted from the caches every 30 s; its first count may have
+    // run before the graphs existed.
+    wait_until("the inventory gauge", Duration::from_secs(45), || async {
+        operator
+            .metrics()
+            .await
+            .contains("dynamo_operator_resources_total{")
+            .then_some(())
+    })
+    .await;
+
     let operator_text = operator.metrics().await;
     let webhook_text = webhook.metrics().await;
     let queried = dashboard_series();
