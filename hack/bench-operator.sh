@@ -83,6 +83,7 @@ start_operator() { # log file
   echo "operator not ready; log:" >&2; cat "$1" >&2; return 1
 }
 rss_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+sockets() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 # User plus system CPU seconds of a process.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 metric_sum() { x curl -s 127.0.0.1:18482/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {print s + 0}'; }
@@ -102,7 +103,7 @@ if [[ -n $memory ]]; then
     x target/release/bench_operator operator "$step" "bench-memory-$i" >/dev/null
     sleep 10
     points+=" $(( i * step )) $(rss_mib "$operator_pid" VmRSS)"
-    echo "  $(( i * step )) graphs: RSS $(rss_mib "$operator_pid" VmRSS) MiB" >&2
+    echo "  $(( i * step )) graphs: RSS $(rss_mib "$operator_pid" VmRSS) MiB, $(sockets "$operator_pid") open sockets" >&2
   done
   cpu=$(cpu_seconds "$operator_pid")
   if [[ -n ${BENCH_HEAP:-} ]]; then
@@ -155,6 +156,7 @@ run_once() {
   sleep 5
   steady=$(rss_mib "$operator_pid" VmRSS)
   peak=$(rss_mib "$operator_pid" VmHWM)
+  echo "operator open sockets at steady state: $(sockets "$operator_pid") (API connections and its two listeners)" >&2
   total_writes=$(writes)
   cpu=$(cpu_seconds "$operator_pid")
 

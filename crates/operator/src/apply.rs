@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 
+use crate::client::Slots;
 pub use crate::progress::Pace;
 use crate::progress::{Decision, MEMORY, ProgressClock, hash_json};
 
@@ -26,6 +27,8 @@ pub use dynamo_common::json::contains;
 #[derive(Debug, Default)]
 pub struct Applier {
     writes: Counter,
+    /// The client's request slots: all taken, progress-only status writes wait longer.
+    slots: Slots,
     /// When each object's status was last written (see [`Applier::write_status`]).
     progress: Mutex<ProgressClock>,
     /// Children created a moment ago that the watch cache may not show yet.
@@ -82,9 +85,10 @@ pub enum Change {
 }
 
 impl Applier {
-    pub fn new(writes: Counter) -> Self {
+    pub fn new(writes: Counter, slots: Slots) -> Self {
         Applier {
             writes,
+            slots,
             progress: Mutex::default(),
             created: Mutex::default(),
         }
@@ -190,11 +194,14 @@ impl Applier {
         let new = value(status)?;
         let key = object.uid().unwrap_or_else(|| object.name_any());
         let now = Instant::now();
-        let decision = self
-            .progress
-            .lock()
-            .unwrap()
-            .decide(&key, cached.as_ref(), &new, now, pace);
+        let decision = self.progress.lock().unwrap().decide(
+            &key,
+            cached.as_ref(),
+            &new,
+            now,
+            pace,
+            self.slots.saturated(),
+        );
         match decision {
             Decision::Unchanged => return Ok(StatusWrite::Unchanged),
             Decision::Wait(wait) => return Ok(StatusWrite::Deferred(wait)),

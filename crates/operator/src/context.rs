@@ -13,6 +13,7 @@ use dynamo_common::scope::Scope;
 use crate::apply::Applier;
 use crate::backoff::{Backoff, Policy};
 use crate::caches::{Caches, Writers};
+use crate::client::Slots;
 use crate::desired::config::OperatorConfig;
 use crate::events::{Events, Note, Publisher};
 use crate::metrics::Metrics;
@@ -44,6 +45,7 @@ pub struct Background {
 impl Context {
     pub fn new(
         client: Client,
+        slots: Slots,
         config: OperatorConfig,
         namespace: Option<String>,
     ) -> (Self, Background) {
@@ -54,7 +56,7 @@ impl Context {
             events,
             client,
             config,
-            applier: Applier::new(metrics.writes.clone()),
+            applier: Applier::new(metrics.writes.clone(), slots),
             metrics,
             caches,
             scope: match &namespace {

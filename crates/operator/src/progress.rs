@@ -6,7 +6,10 @@
 //! counts, reasons and messages are progress, written at most once per [`PROGRESS_WINDOW`]
 //! per object ([`AGGREGATE_WINDOW`] for a graph, whose status sums up its components'), the
 //! latest values winning (`kubectl get dgd -w` still shows them change). A component's first
-//! status may wait one window: if it is available by then, that is its only write.
+//! status may wait one window: if it is available by then, that is its only write. While the
+//! API client is saturated (every request slot taken), a graph's progress waits
+//! [`BUSY_AGGREGATE_WINDOW`]: a write that only reports progress yields to the writes that
+//! make it.
 //! Every status write, paced or not, goes through one memory of what was written.
 
 use std::collections::HashMap;
@@ -20,6 +23,9 @@ pub const PROGRESS_WINDOW: Duration = Duration::from_secs(5);
 /// The window of a status that sums up other objects' ([`Pace::Aggregate`]): a graph's counts
 /// and reasons change whenever any of its components' do.
 pub const AGGREGATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// [`AGGREGATE_WINDOW`] while the API client is saturated.
+pub const BUSY_AGGREGATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The part of a status (as JSON) whose change is urgent.
 fn urgent_part(status: &Value) -> Value {
@@ -44,9 +50,12 @@ pub fn urgent_change(old: Option<&Value>, new: &Value) -> bool {
     old.is_none_or(|old| urgent_part(old) != urgent_part(new))
 }
 
-/// How long a written status is remembered: longer than a watch cache takes to show it, and
-/// than the longest window.
+/// How long a written status is what a new one is compared with (not the cache): longer than
+/// a watch cache takes to show it.
 pub const MEMORY: Duration = Duration::from_secs(15);
+
+/// How long a write's time is kept for pacing the next one: the longest window.
+const KEEP: Duration = BUSY_AGGREGATE_WINDOW;
 
 /// A status as written, for comparing: `lastTransitionTime` aside (a reconcile that read a
 /// stale cache stamps a new one on an unchanged condition).
@@ -72,7 +81,8 @@ pub fn hash_json(value: &Value) -> u64 {
 struct Written {
     at: Instant,
     fingerprint: u64,
-    urgent: Value,
+    /// A hash of its [`urgent_part`].
+    urgent: u64,
 }
 
 /// How a status write may be paced.
@@ -92,8 +102,10 @@ pub enum Pace {
 }
 
 impl Pace {
-    fn window(self) -> Duration {
+    /// The least time between progress writes; `busy`: the API client is saturated.
+    fn window(self, busy: bool) -> Duration {
         match self {
+            Pace::Aggregate if busy => BUSY_AGGREGATE_WINDOW,
             Pace::Aggregate => AGGREGATE_WINDOW,
             _ => PROGRESS_WINDOW,
         }
@@ -134,7 +146,8 @@ pub struct ProgressClock {
 const PRUNE_AT: usize = 1024;
 
 impl ProgressClock {
-    /// Whether to write `new` for object `key` at `now`, the cache holding `cached`.
+    /// Whether to write `new` for object `key` at `now`, the cache holding `cached`; `busy`:
+    /// the API client is saturated.
     pub fn decide(
         &mut self,
         key: &str,
@@ -142,11 +155,10 @@ impl ProgressClock {
         new: &Value,
         now: Instant,
         pace: Pace,
+        busy: bool,
     ) -> Decision {
-        let recent = self
-            .written
-            .get(key)
-            .filter(|w| now.duration_since(w.at) < MEMORY);
+        let last = self.written.get(key);
+        let recent = last.filter(|w| now.duration_since(w.at) < MEMORY);
         let unchanged = match recent {
             Some(written) => written.fingerprint == fingerprint(new),
             // What the cache holds is the truth only when nothing was written since.
@@ -167,10 +179,10 @@ impl ProgressClock {
             };
         }
         let urgent = match recent {
-            Some(written) => written.urgent != urgent_part(new),
+            Some(written) => written.urgent != hash_json(&urgent_part(new)),
             None => urgent_change(cached, new),
         };
-        match recent.map(|w| w.at + pace.window()) {
+        match last.map(|w| w.at + pace.window(busy)) {
             Some(due) if !urgent && due > now => Decision::Wait(due - now),
             _ => Decision::Write,
         }
@@ -184,20 +196,19 @@ impl ProgressClock {
         let written = Written {
             at: now,
             fingerprint: fingerprint(status),
-            urgent: urgent_part(status),
+            urgent: hash_json(&urgent_part(status)),
         };
         self.written.insert(key.to_owned(), written);
     }
 
-    /// Forgets writes older than [`MEMORY`] and first statuses waiting that long (an object
-    /// deleted meanwhile) once a map reaches the pruning size, which then doubles from what
-    /// is left: amortized constant work per call.
+    /// Forgets writes older than [`KEEP`] and first statuses waiting longer than [`MEMORY`]
+    /// (an object deleted meanwhile) once a map reaches the pruning size, which then doubles
+    /// from what is left: amortized constant work per call.
     fn prune(&mut self, now: Instant) {
         if self.written.len().max(self.unwritten.len()) < self.prune_at.max(PRUNE_AT) {
             return;
         }
-        self.written
-            .retain(|_, w| now.duration_since(w.at) < MEMORY);
+        self.written.retain(|_, w| now.duration_since(w.at) < KEEP);
         self.unwritten
             .retain(|_, since| now.duration_since(*since) < MEMORY);
         self.prune_at = 2 * self.written.len().max(self.unwritten.len());
@@ -321,22 +332,22 @@ mod tests {
         };
         let available = json!({"conditions": [condition("Available", "True", "Ready", "")]});
         assert_eq!(
-            clock.decide("a", None, &pending(0), start, Pace::Progress),
+            clock.decide("a", None, &pending(0), start, Pace::Progress, false),
             Decision::Write
         );
         clock.record("a", &pending(0), start);
         let half = start + PROGRESS_WINDOW / 2;
         assert_eq!(
-            clock.decide("a", None, &pending(1), half, Pace::Progress),
+            clock.decide("a", None, &pending(1), half, Pace::Progress, false),
             Decision::Wait(PROGRESS_WINDOW / 2),
             "a count changed: progress, even though the stale cache has no status"
         );
         assert_eq!(
-            clock.decide("a", None, &available, half, Pace::Progress),
+            clock.decide("a", None, &available, half, Pace::Progress, false),
             Decision::Write
         );
         assert_eq!(
-            clock.decide("b", None, &pending(1), half, Pace::Progress),
+            clock.decide("b", None, &pending(1), half, Pace::Progress, false),
             Decision::Write
         );
         assert_eq!(
@@ -345,35 +356,104 @@ mod tests {
                 None,
                 &pending(1),
                 start + PROGRESS_WINDOW,
-                Pace::Progress
+                Pace::Progress,
+                false
             ),
             Decision::Write
         );
+    }
+
+    /// A pending graph waiting for the services `waiting`.
+    fn pending(waiting: &str) -> Value {
+        json!({"state": "pending",
+               "conditions": [condition("Ready", "False", "NotReady", waiting)]})
+    }
+
+    /// A successful graph.
+    fn done() -> Value {
+        json!({"state": "successful", "conditions": [condition("Ready", "True", "AllReady", "")]})
     }
 
     #[test]
     fn an_aggregate_status_waits_the_longer_window() {
         let mut clock = ProgressClock::default();
         let start = Instant::now();
-        let pending = |ready: &str| {
-            json!({"state": "pending",
-                   "conditions": [condition("Ready", "False", "NotReady", ready)]})
-        };
         clock.record("g", &pending("a, b"), start);
         let later = start + PROGRESS_WINDOW;
         assert_eq!(
-            clock.decide("g", None, &pending("b"), later, Pace::Aggregate),
+            clock.decide("g", None, &pending("b"), later, Pace::Aggregate, false),
             Decision::Wait(AGGREGATE_WINDOW - PROGRESS_WINDOW)
         );
         assert_eq!(
-            clock.decide("g", None, &pending("b"), later, Pace::Progress),
+            clock.decide("g", None, &pending("b"), later, Pace::Progress, false),
             Decision::Write
         );
-        let done = json!({"state": "successful",
-                          "conditions": [condition("Ready", "True", "AllReady", "")]});
         assert_eq!(
-            clock.decide("g", None, &done, later, Pace::Aggregate),
+            clock.decide("g", None, &done(), later, Pace::Aggregate, false),
             Decision::Write
+        );
+    }
+
+    #[test]
+    fn while_the_client_is_saturated_a_graphs_progress_waits_the_busy_window() {
+        let mut clock = ProgressClock::default();
+        let start = Instant::now();
+        clock.record("g", &pending("a, b"), start);
+        let later = start + AGGREGATE_WINDOW;
+        let progress = pending("b");
+        assert_eq!(
+            clock.decide(
+                "g",
+                Some(&pending("a, b")),
+                &progress,
+                later,
+                Pace::Aggregate,
+                true
+            ),
+            Decision::Wait(BUSY_AGGREGATE_WINDOW - AGGREGATE_WINDOW),
+            "busy: progress waits, though the cache shows the old status (memory over)"
+        );
+        assert_eq!(
+            clock.decide("g", None, &progress, later, Pace::Aggregate, false),
+            Decision::Write,
+            "no longer busy: the usual window is over"
+        );
+        clock.record("c", &pending("a, b"), start);
+        assert_eq!(
+            clock.decide(
+                "c",
+                None,
+                &progress,
+                start + PROGRESS_WINDOW,
+                Pace::Progress,
+                true
+            ),
+            Decision::Write,
+            "a component's progress keeps its window"
+        );
+        assert_eq!(
+            clock.decide(
+                "g",
+                Some(&pending("a, b")),
+                &done(),
+                later,
+                Pace::Aggregate,
+                true
+            ),
+            Decision::Write,
+            "busy or not, a state change is written at once"
+        );
+        assert_eq!(
+            clock.decide(
+                "g",
+                Some(&pending("a, b")),
+                &progress,
+                start + BUSY_AGGREGATE_WINDOW,
+                Pace::Aggregate,
+                true
+            ),
+            Decision::Write,
+            "the busy window bounds the wait"
         );
     }
 
@@ -388,12 +468,12 @@ mod tests {
         again["conditions"][0]["lastTransitionTime"] = json!("2026-01-01T00:00:09Z");
         let soon = start + Duration::from_millis(300);
         assert_eq!(
-            clock.decide("a", None, &again, soon, Pace::Progress),
+            clock.decide("a", None, &again, soon, Pace::Progress, false),
             Decision::Unchanged
         );
         // Long after, the cache is the truth again.
         assert_eq!(
-            clock.decide("a", None, &again, start + MEMORY, Pace::Progress),
+            clock.decide("a", None, &again, start + MEMORY, Pace::Progress, false),
             Decision::Write
         );
     }
@@ -405,7 +485,7 @@ mod tests {
         let pending = json!({"conditions": [condition("Available", "False", "NotReady", "")]});
         let available = json!({"conditions": [condition("Available", "True", "Ready", "")]});
         let mut decide = |key: &str, cached: Option<&Value>, new: &Value, at: Instant| {
-            clock.decide(key, cached, new, at, Pace::SettleFirst)
+            clock.decide(key, cached, new, at, Pace::SettleFirst, false)
         };
         assert_eq!(
             decide("a", None, &pending, start),
@@ -434,7 +514,7 @@ mod tests {
         );
         let failed = json!({"conditions": [condition("Available", "False", "Refused", "x")]});
         assert_eq!(
-            clock.decide("d", None, &failed, start, Pace::Now),
+            clock.decide("d", None, &failed, start, Pace::Now, false),
             Decision::Write
         );
     }
@@ -450,11 +530,18 @@ mod tests {
         clock.record("g", &failed("a"), start);
         let soon = start + Duration::from_secs(1);
         assert_eq!(
-            clock.decide("g", None, &failed("a"), soon, Pace::Now),
+            clock.decide("g", None, &failed("a"), soon, Pace::Now, false),
             Decision::Unchanged
         );
         assert_eq!(
-            clock.decide("g", Some(&failed("a")), &failed("b"), soon, Pace::Now),
+            clock.decide(
+                "g",
+                Some(&failed("a")),
+                &failed("b"),
+                soon,
+                Pace::Now,
+                false
+            ),
             Decision::Write,
             "a verdict's message is not progress"
         );
@@ -463,20 +550,31 @@ mod tests {
         let pending = json!({"state": "pending",
                              "conditions": [condition("Ready", "False", "NotReady", "")]});
         assert_eq!(
-            clock.decide("g", Some(&pending), &pending, soon, Pace::Progress),
+            clock.decide("g", Some(&pending), &pending, soon, Pace::Progress, false),
             Decision::Write
         );
     }
 
     #[test]
     fn the_clock_forgets_objects_written_long_ago() {
-        let mut clock = ProgressClock::default();
         let start = Instant::now();
         let status = json!({});
-        for i in 0..1024 {
-            clock.record(&i.to_string(), &status, start);
-        }
+        let full = || {
+            let mut clock = ProgressClock::default();
+            for i in 0..PRUNE_AT {
+                clock.record(&i.to_string(), &status, start);
+            }
+            clock
+        };
+        let mut clock = full();
         clock.record("late", &status, start + MEMORY);
+        assert_eq!(
+            clock.written.len(),
+            PRUNE_AT + 1,
+            "kept to pace a busy window"
+        );
+        let mut clock = full();
+        clock.record("late", &status, start + KEEP);
         assert_eq!(clock.written.len(), 1);
     }
 }

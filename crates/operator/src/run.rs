@@ -48,9 +48,11 @@ pub async fn run(args: Args) -> anyhow::Result<Ending> {
     let config = client::config()
         .await
         .context("connecting to the Kubernetes API")?;
-    let client = client::bounded(config.clone())?;
+    let slots = client::Slots::default();
+    let client = client::bounded(config.clone(), &slots)?;
     let namespace = args.restricted_namespace();
-    let (context, background) = Context::new(client.clone(), args.config(), namespace.clone());
+    let (context, background) =
+        Context::new(client.clone(), slots, args.config(), namespace.clone());
     let context = Arc::new(context);
     let (stop, stopped) = watch::channel(false);
     let (ready, probes) = Probes::new(context.clone());
