@@ -21,7 +21,8 @@
 # operator's logs there; BENCH_PERF=FILE records a CPU profile of the operator's run there
 # (perf; build with CARGO_PROFILE_RELEASE_STRIP=false for symbols); BENCH_HEAP=FILE (memory mode)
 # builds the operator with its heap profiler and writes every live allocation by call site
-# after the last step there (dhat's JSON; hack/heap-sites.py sums it by call site).
+# after the last step there (dhat's JSON; hack/heap-sites.py sums it by call site);
+# BENCH_TRIM=1 prints the steady RSS again after glibc's malloc_trim (gdb).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=1 memory=
@@ -83,6 +84,15 @@ start_operator() { # log file
   echo "operator not ready; log:" >&2; cat "$1" >&2; return 1
 }
 rss_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# BENCH_TRIM=1: how much of the RSS is memory glibc holds free, by calling its malloc_trim in
+# the process (gdb) and reading the RSS again.
+trim() {
+  [[ -n ${BENCH_TRIM:-} ]] || return 0
+  command -v gdb >/dev/null || { echo "BENCH_TRIM needs gdb" >&2; return 0; }
+  local before; before=$(rss_mib "$1" VmRSS)
+  gdb -p "$1" -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1 || true
+  echo "operator RSS $before MiB; after glibc's malloc_trim $(rss_mib "$1" VmRSS) MiB" >&2
+}
 sockets() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 # User plus system CPU seconds of a process.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
@@ -106,6 +116,7 @@ if [[ -n $memory ]]; then
     echo "  $(( i * step )) graphs: RSS $(rss_mib "$operator_pid" VmRSS) MiB, $(sockets "$operator_pid") open sockets" >&2
   done
   cpu=$(cpu_seconds "$operator_pid")
+  trim "$operator_pid"
   if [[ -n ${BENCH_HEAP:-} ]]; then
     rm -f dhat-heap.json
     kill -USR1 "$operator_pid"
@@ -157,6 +168,7 @@ run_once() {
   steady=$(rss_mib "$operator_pid" VmRSS)
   peak=$(rss_mib "$operator_pid" VmHWM)
   echo "operator open sockets at steady state: $(sockets "$operator_pid") (API connections and its two listeners)" >&2
+  trim "$operator_pid"
   total_writes=$(writes)
   cpu=$(cpu_seconds "$operator_pid")
 
