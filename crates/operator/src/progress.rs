@@ -6,10 +6,11 @@
 //! counts, reasons and messages are progress, written at most once per [`PROGRESS_WINDOW`]
 //! per object ([`AGGREGATE_WINDOW`] for a graph, whose status sums up its components'), the
 //! latest values winning (`kubectl get dgd -w` still shows them change). A component's first
-//! status may wait one window: if it is available by then, that is its only write. While the
-//! API client is saturated (every request slot taken), a graph's progress waits
-//! [`BUSY_AGGREGATE_WINDOW`]: a write that only reports progress yields to the writes that
-//! make it.
+//! status may wait one window: if it is available by then, that is its only write. A graph's
+//! progress also waits [`AGGREGATE_SETTLE`] from its first change, so its components' changes
+//! in a burst are one write (none, when the graph is ready by then). While the API client is
+//! saturated (every request slot taken), a graph's progress waits [`BUSY_AGGREGATE_WINDOW`]:
+//! a write that only reports progress yields to the writes that make it.
 //! Every status write, paced or not, goes through one memory of what was written.
 
 use std::collections::HashMap;
@@ -23,6 +24,10 @@ pub const PROGRESS_WINDOW: Duration = Duration::from_secs(5);
 /// The window of a status that sums up other objects' ([`Pace::Aggregate`]): a graph's counts
 /// and reasons change whenever any of its components' do.
 pub const AGGREGATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// How long a graph's progress waits from its first unwritten change, for the changes of its
+/// other components.
+pub const AGGREGATE_SETTLE: Duration = Duration::from_secs(10);
 
 /// [`AGGREGATE_WINDOW`] while the API client is saturated.
 pub const BUSY_AGGREGATE_WINDOW: Duration = Duration::from_secs(60);
@@ -54,7 +59,8 @@ pub fn urgent_change(old: Option<&Value>, new: &Value) -> bool {
 /// a watch cache takes to show it.
 pub const MEMORY: Duration = Duration::from_secs(15);
 
-/// How long a write's time is kept for pacing the next one: the longest window.
+/// How long a write's time is kept for pacing the next one (the longest window), and a waiting
+/// change's.
 const KEEP: Duration = BUSY_AGGREGATE_WINDOW;
 
 /// A status as written, for comparing: `lastTransitionTime` aside (a reconcile that read a
@@ -110,6 +116,14 @@ impl Pace {
             _ => PROGRESS_WINDOW,
         }
     }
+
+    /// How long progress waits from its first unwritten change.
+    fn settle(self) -> Duration {
+        match self {
+            Pace::Aggregate => AGGREGATE_SETTLE,
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// Whether every condition of `status` holds (there is at least one).
@@ -135,9 +149,9 @@ pub enum Decision {
 #[derive(Debug, Default)]
 pub struct ProgressClock {
     written: HashMap<String, Written>,
-    /// Objects without a status yet whose first one is waiting ([`Pace::SettleFirst`]),
-    /// since when.
-    unwritten: HashMap<String, Instant>,
+    /// Objects whose change waits to settle (a first status, [`Pace::SettleFirst`]; a graph's
+    /// progress, [`Pace::Aggregate`]), since when.
+    waiting: HashMap<String, Instant>,
     /// Size at which the maps are next pruned of what they no longer need.
     prune_at: usize,
 }
@@ -165,25 +179,43 @@ impl ProgressClock {
             None => cached == Some(new),
         };
         if unchanged {
+            self.waiting.remove(key);
             return Decision::Unchanged;
         }
         if pace == Pace::Now {
             return Decision::Write;
         }
         if pace == Pace::SettleFirst && cached.is_none() && recent.is_none() && !settled(new) {
-            self.prune(now);
-            let due = *self.unwritten.entry(key.to_owned()).or_insert(now) + PROGRESS_WINDOW;
-            return match due.checked_duration_since(now) {
-                Some(wait) if !wait.is_zero() => Decision::Wait(wait),
-                _ => Decision::Write,
-            };
+            return self.settle(key, now, PROGRESS_WINDOW, None);
         }
         let urgent = match recent {
             Some(written) => written.urgent != hash_json(&urgent_part(new)),
             None => urgent_change(cached, new),
         };
-        match last.map(|w| w.at + pace.window(busy)) {
-            Some(due) if !urgent && due > now => Decision::Wait(due - now),
+        if urgent {
+            return Decision::Write;
+        }
+        let window_over = last.map(|w| w.at + pace.window(busy));
+        self.settle(key, now, pace.settle(), window_over)
+    }
+
+    /// Write once the change of `key` has waited `settle` since it was first seen, and not
+    /// before `not_before`.
+    fn settle(
+        &mut self,
+        key: &str,
+        now: Instant,
+        settle: Duration,
+        not_before: Option<Instant>,
+    ) -> Decision {
+        let mut due = not_before;
+        if !settle.is_zero() {
+            self.prune(now);
+            let since = *self.waiting.entry(key.to_owned()).or_insert(now);
+            due = due.max(Some(since + settle));
+        }
+        match due.and_then(|due| due.checked_duration_since(now)) {
+            Some(wait) if !wait.is_zero() => Decision::Wait(wait),
             _ => Decision::Write,
         }
     }
@@ -192,7 +224,7 @@ impl ProgressClock {
     /// ago, so the clock holds only objects that are changing.
     pub fn record(&mut self, key: &str, status: &Value, now: Instant) {
         self.prune(now);
-        self.unwritten.remove(key);
+        self.waiting.remove(key);
         let written = Written {
             at: now,
             fingerprint: fingerprint(status),
@@ -201,17 +233,17 @@ impl ProgressClock {
         self.written.insert(key.to_owned(), written);
     }
 
-    /// Forgets writes older than [`KEEP`] and first statuses waiting longer than [`MEMORY`]
-    /// (an object deleted meanwhile) once a map reaches the pruning size, which then doubles
+    /// Forgets writes and waiting changes older than [`KEEP`] (a waiting one is long due: its
+    /// object was deleted meanwhile) once a map reaches the pruning size, which then doubles
     /// from what is left: amortized constant work per call.
     fn prune(&mut self, now: Instant) {
-        if self.written.len().max(self.unwritten.len()) < self.prune_at.max(PRUNE_AT) {
+        if self.written.len().max(self.waiting.len()) < self.prune_at.max(PRUNE_AT) {
             return;
         }
         self.written.retain(|_, w| now.duration_since(w.at) < KEEP);
-        self.unwritten
-            .retain(|_, since| now.duration_since(*since) < MEMORY);
-        self.prune_at = 2 * self.written.len().max(self.unwritten.len());
+        self.waiting
+            .retain(|_, since| now.duration_since(*since) < KEEP);
+        self.prune_at = 2 * self.written.len().max(self.waiting.len());
     }
 }
 
@@ -375,22 +407,51 @@ mod tests {
     }
 
     #[test]
-    fn an_aggregate_status_waits_the_longer_window() {
+    fn a_graphs_progress_settles_then_is_written_at_most_once_per_window() {
         let mut clock = ProgressClock::default();
         let start = Instant::now();
         clock.record("g", &pending("a, b"), start);
-        let later = start + PROGRESS_WINDOW;
+        let mut decide = |status: &Value, at: Instant, pace: Pace| {
+            clock.decide("g", Some(&pending("a, b")), status, at, pace, false)
+        };
+        let early = start + PROGRESS_WINDOW;
         assert_eq!(
-            clock.decide("g", None, &pending("b"), later, Pace::Aggregate, false),
-            Decision::Wait(AGGREGATE_WINDOW - PROGRESS_WINDOW)
+            decide(&pending("b"), early, Pace::Aggregate),
+            Decision::Wait(
+                AGGREGATE_WINDOW.max(PROGRESS_WINDOW + AGGREGATE_SETTLE) - PROGRESS_WINDOW
+            ),
+            "settling, and within the window"
         );
         assert_eq!(
-            clock.decide("g", None, &pending("b"), later, Pace::Progress, false),
+            decide(&pending("b"), early, Pace::Progress),
+            Decision::Write,
+            "a component's progress: its window is over, no settling"
+        );
+        assert_eq!(
+            decide(&done(), early, Pace::Aggregate),
+            Decision::Write,
+            "a state change is written at once"
+        );
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            decide(&pending(""), early + 4 * second, Pace::Aggregate),
+            Decision::Wait(AGGREGATE_SETTLE - 4 * second),
+            "another component's change settles with the first (one write for the burst)"
+        );
+        assert_eq!(
+            decide(&pending(""), early + AGGREGATE_SETTLE, Pace::Aggregate),
             Decision::Write
         );
         assert_eq!(
-            clock.decide("g", None, &done(), later, Pace::Aggregate, false),
-            Decision::Write
+            decide(&pending("a, b"), early + AGGREGATE_SETTLE, Pace::Aggregate),
+            Decision::Unchanged,
+            "back to what the cache shows: nothing waits any more"
+        );
+        let again = early + 2 * AGGREGATE_SETTLE;
+        assert_eq!(
+            decide(&pending("a"), again, Pace::Aggregate),
+            Decision::Wait(AGGREGATE_SETTLE),
+            "a new change settles from when it was seen"
         );
     }
 
@@ -399,59 +460,36 @@ mod tests {
         let mut clock = ProgressClock::default();
         let start = Instant::now();
         clock.record("g", &pending("a, b"), start);
-        let later = start + AGGREGATE_WINDOW;
         let progress = pending("b");
-        assert_eq!(
+        let mut decide = |status: &Value, at: Instant, busy: bool| {
             clock.decide(
                 "g",
                 Some(&pending("a, b")),
-                &progress,
-                later,
+                status,
+                at,
                 Pace::Aggregate,
-                true
-            ),
+                busy,
+            )
+        };
+        // Seen first when the usual window is over.
+        let seen = start + AGGREGATE_WINDOW;
+        assert_eq!(
+            decide(&progress, seen, true),
             Decision::Wait(BUSY_AGGREGATE_WINDOW - AGGREGATE_WINDOW),
             "busy: progress waits, though the cache shows the old status (memory over)"
         );
         assert_eq!(
-            clock.decide("g", None, &progress, later, Pace::Aggregate, false),
+            decide(&progress, seen + AGGREGATE_SETTLE, false),
             Decision::Write,
-            "no longer busy: the usual window is over"
-        );
-        clock.record("c", &pending("a, b"), start);
-        assert_eq!(
-            clock.decide(
-                "c",
-                None,
-                &progress,
-                start + PROGRESS_WINDOW,
-                Pace::Progress,
-                true
-            ),
-            Decision::Write,
-            "a component's progress keeps its window"
+            "no longer busy: settled, and the usual window is over"
         );
         assert_eq!(
-            clock.decide(
-                "g",
-                Some(&pending("a, b")),
-                &done(),
-                later,
-                Pace::Aggregate,
-                true
-            ),
+            decide(&done(), seen, true),
             Decision::Write,
             "busy or not, a state change is written at once"
         );
         assert_eq!(
-            clock.decide(
-                "g",
-                Some(&pending("a, b")),
-                &progress,
-                start + BUSY_AGGREGATE_WINDOW,
-                Pace::Aggregate,
-                true
-            ),
+            decide(&progress, start + BUSY_AGGREGATE_WINDOW, true),
             Decision::Write,
             "the busy window bounds the wait"
         );
