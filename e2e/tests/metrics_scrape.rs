@@ -69,25 +69,25 @@ async fn running_binaries_export_every_series_the_dashboard_queries() {
                 .yaml(),
         ),
     );
-    wait_until("a reconcile error", Duration::from_secs(60), || async {
-        operator
-            .metrics()
-            .await
-            .contains("dynamo_operator_reconcile_errors_total{")
-            .then_some(())
-    })
-    .await;
-
-    // The inventory gauge is counted from the caches every 30 s; its first count may have
-    // run before the graphs existed.
-    wait_until("the inventory gauge", Duration::from_secs(45), || async {
-        operator
-            .metrics()
-            .await
-            .contains("dynamo_operator_resources_total{")
-            .then_some(())
-    })
-    .await;
+    // The error counter once the refused reconcile has run; the inventory gauge is counted
+    // from the caches every 30 s, and its first count may have run before the graphs existed.
+    for (what, series, within) in [
+        (
+            "a reconcile error",
+            "dynamo_operator_reconcile_errors_total{",
+            60,
+        ),
+        (
+            "the inventory gauge",
+            "dynamo_operator_resources_total{",
+            45,
+        ),
+    ] {
+        wait_until(what, Duration::from_secs(within), || async {
+            operator.metrics().await.contains(series).then_some(())
+        })
+        .await;
+    }
 
     let operator_text = operator.metrics().await;
     let webhook_text = webhook.metrics().await;

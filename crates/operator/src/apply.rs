@@ -24,7 +24,7 @@ pub const FIELD_MANAGER: &str = "dynamo-operator";
 pub use dynamo_common::json::contains;
 
 /// Applies children and counts the writes it makes (`dynamo_operator_api_writes_total`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Applier {
     writes: Counter,
     /// The client's request slots: all taken, progress-only status writes wait longer.
