@@ -14,6 +14,7 @@
 
 pub mod certificates;
 pub mod chart;
+pub mod graphs;
 pub mod http;
 pub mod manifests;
 pub mod operator;

@@ -23,6 +23,11 @@ pub mod label {
     /// `"true"` on ServiceAccounts component pods may run as when they name none (the chart's
     /// `<fullname>-component`).
     pub const COMPONENT_POD: &str = "nvidia.com/dynamo-component-pod";
+    /// `leader` or `worker` on the pods of a multinode group (the component Service selects
+    /// the leaders).
+    pub const ROLE: &str = "role";
+    /// The group (replica) index of a multinode service's LeaderWorkerSet, PodGroup and pods.
+    pub const INSTANCE_ID: &str = "instance-id";
 }
 
 /// Annotations users put on a DynamoGraphDeployment's metadata.

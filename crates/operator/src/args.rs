@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args as Group, Parser};
 
-use crate::desired::config::{DiscoveryBackend, OperatorConfig, WorkloadRoles};
+use crate::desired::config::{DiscoveryBackend, OperatorConfig, SecretRef, WorkloadRoles};
 use crate::leader::Timing;
 
 /// Reconciles Dynamo custom resources (nvidia.com/v1alpha1) into Kubernetes workloads.
@@ -140,14 +140,15 @@ pub struct CompatArgs {
     /// Validation runs in the separate dynamo-webhook.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_webhooks: bool,
-    /// Termination delay of Grove PodCliqueSets (this release does not drive Grove, so
-    /// multinode graphs fail with a message saying so).
+    /// Termination delay of Grove PodCliqueSets (this release runs multinode services on
+    /// LeaderWorkerSet, not Grove).
     #[arg(long, default_value = "15m", value_parser = dynamo_common::parse_duration)]
     pub grove_termination_delay: Duration,
     /// Image of the debugger of debug modes (not part of this release).
     #[arg(long, env = "INTERNAL_IMAGES_DEBUGGER")]
     pub debugger_image: Option<String>,
-    /// Secret with the SSH key pair of multinode mpirun workers (until multinode lands).
+    /// Secret with the SSH key pair of TRT-LLM multinode workers (mpirun over SSH); copied into
+    /// each namespace that runs one.
     #[arg(long)]
     pub mpi_run_ssh_secret_name: Option<String>,
     /// Namespace of that Secret.
@@ -234,6 +235,8 @@ impl Args {
             istio_virtual_service_gateway: set(&ingress.istio_virtual_service_gateway),
             virtual_service_supports_https: ingress.virtual_service_supports_https,
             restricted_security_context: components.enable_restricted_security_context,
+            served: Default::default(),
+            mpi_ssh_secret: self.mpi_ssh_secret(),
             workload_roles: match self.restricted_namespace() {
                 // The chart creates the planner and EPP identities of a restricted install.
                 Some(_) => None,
@@ -243,6 +246,19 @@ impl Args {
                 }),
             },
         }
+    }
+
+    /// The Secret with mpirun's SSH key pair: `--mpi-run-ssh-secret-name` in
+    /// `--mpi-run-ssh-secret-namespace` (else the operator's own namespace, `POD_NAMESPACE`).
+    pub fn mpi_ssh_secret(&self) -> Option<SecretRef> {
+        let compat = &self.compat;
+        let name = set(&compat.mpi_run_ssh_secret_name)?;
+        let namespace = set(&compat.mpi_run_ssh_secret_namespace).or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })?;
+        Some(SecretRef { namespace, name })
     }
 
     /// The namespace of a namespace-restricted operator.

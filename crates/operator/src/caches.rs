@@ -28,7 +28,9 @@ use serde::de::DeserializeOwned;
 
 use crate::compact::Compact;
 use crate::context::Context;
+use crate::desired::config::ServedApis;
 use crate::index::{Index, by_controller, by_selector};
+use crate::kinds::{LeaderWorkerSet, PodGroup};
 
 /// Objects labelled with the graph they belong to: every child the operator makes.
 pub fn owned() -> watcher::Config {
@@ -70,11 +72,15 @@ macro_rules! declare_caches {
     (
         caches { $($(#[$doc:meta])* $cache:ident: $kind:ty,)* }
         children { $($(#[$child_doc:meta])* $child:ident: $child_kind:ty = $selector:ident,)* }
+        optional {
+            $($(#[$opt_doc:meta])* $opt:ident: $opt_kind:ty = $opt_selector:ident if $served:ident,)*
+        }
     ) => {
         /// Watch caches of the objects the controllers read (reconciles read memory, not the API).
         pub struct Caches {
             $($(#[$doc])* pub $cache: Store<Compact<$kind>>,)*
             $($(#[$child_doc])* pub $child: Store<Compact<$child_kind>>,)*
+            $($(#[$opt_doc])* pub $opt: Store<Compact<$opt_kind>>,)*
             /// A component's pods, by its name (see [`crate::index::by_selector`]).
             pub pods_by_component: Index,
             /// A graph's components, by the graph's uid.
@@ -93,30 +99,35 @@ macro_rules! declare_caches {
         /// The writers of the kinds a component owns.
         pub struct ChildWriters {
             $($child: Writer<Compact<$child_kind>>,)*
+            $($opt: Writer<Compact<$opt_kind>>,)*
         }
 
         impl Caches {
             pub fn new() -> (Caches, Writers) {
                 $(let $cache = reflector::store();)*
                 $(let $child = reflector::store();)*
+                $(let $opt = reflector::store();)*
                 let caches = Caches {
                     $($cache: $cache.0,)*
                     $($child: $child.0,)*
+                    $($opt: $opt.0,)*
                     pods_by_component: Index::new(by_selector),
                     components_by_graph: Index::new(by_controller),
                     synced: AtomicBool::new(false),
                 };
                 let writers = Writers {
                     $($cache: $cache.1,)*
-                    children: ChildWriters { $($child: $child.1,)* },
+                    children: ChildWriters { $($child: $child.1,)* $($opt: $opt.1,)* },
                 };
                 (caches, writers)
             }
 
-            /// Waits until every cache has synced; false if a watch ended first.
-            pub async fn wait_synced(&self) -> bool {
+            /// Waits until every cache has synced (an optional kind's only when the cluster
+            /// serves it); false if a watch ended first.
+            pub async fn wait_synced(&self, served: &ServedApis) -> bool {
                 $(store_synced(&self.$cache).await &&)*
                 $(store_synced(&self.$child).await &&)*
+                $((!served.$served || store_synced(&self.$opt).await) &&)*
                 true
             }
         }
@@ -133,6 +144,15 @@ macro_rules! declare_caches {
                         lean_stream(context.scoped(), $selector(), self.$child)
                             .applied_objects(),
                     );
+                )*
+                // A kind the cluster does not serve is not watched (its store stays empty).
+                $(
+                    if context.config.served.$served {
+                        controller = controller.owns_stream(
+                            lean_stream(context.scoped(), $opt_selector(), self.$opt)
+                                .applied_objects(),
+                        );
+                    }
                 )*
                 controller
             }
@@ -173,6 +193,12 @@ declare_caches! {
         ingresses: Ingress = owned,
         /// The headless Services of base models, shared by the components serving one.
         model_services: Service = by_model,
+    }
+    optional {
+        /// A multinode component's groups.
+        leader_worker_sets: LeaderWorkerSet = owned if leader_worker_set,
+        /// The gang of each group, under Volcano.
+        pod_groups: PodGroup = owned if volcano,
     }
 }
 

@@ -20,7 +20,7 @@ type Counts = BTreeMap<(&'static str, String, String), i64>;
 
 /// Every [`INTERVAL`], once the caches have synced.
 pub async fn count_resources(context: Arc<Context>) {
-    if !context.caches.wait_synced().await {
+    if !context.caches.wait_synced(&context.config.served).await {
         return;
     }
     let mut tick = tokio::time::interval(INTERVAL);

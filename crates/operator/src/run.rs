@@ -18,7 +18,7 @@ use crate::args::Args;
 use crate::context::Context;
 use crate::leader::{self, Elector};
 use crate::scope_marker::ScopeMarker;
-use crate::{client, watches};
+use crate::{client, served, watches};
 
 /// How the run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,8 +51,10 @@ pub async fn run(args: Args) -> anyhow::Result<Ending> {
     let slots = client::Slots::default();
     let client = client::bounded(config.clone(), &slots)?;
     let namespace = args.restricted_namespace();
+    let mut operator_config = args.config();
+    operator_config.served = served::detect(&client).await?;
     let (context, background) =
-        Context::new(client.clone(), slots, args.config(), namespace.clone());
+        Context::new(client.clone(), slots, operator_config, namespace.clone());
     let context = Arc::new(context);
     let (stop, stopped) = watch::channel(false);
     let (ready, probes) = Probes::new(context.clone());

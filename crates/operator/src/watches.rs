@@ -245,7 +245,7 @@ fn owning_graphs<K: ResourceExt>(
 }
 
 async fn signal_ready(context: Arc<Context>, ready: tokio::sync::watch::Sender<bool>) {
-    if context.caches.wait_synced().await {
+    if context.caches.wait_synced(&context.config.served).await {
         context.caches.synced.store(true, Ordering::Release);
         tracing::info!("caches synced");
         let _ = ready.send(true);

@@ -1,5 +1,5 @@
-//! DynamoComponentDeployment: a Deployment, a Service and an Ingress, status from the
-//! Deployment.
+//! DynamoComponentDeployment: a Deployment (or, multinode, a LeaderWorkerSet per replica), a
+//! Service and an Ingress; status from the workload.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dynamo_api::v1alpha1::{ComponentType, DynamoComponentDeployment};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
@@ -21,10 +21,13 @@ use crate::caches::{cached, decoded};
 use crate::compact::Compact;
 use crate::context::Context;
 use crate::desired::diagnosis::unavailable_cause;
-use crate::desired::naming::exposed_name;
-use crate::desired::status::{AVAILABLE, VALIDATION_FAILED, Verdict, component_status, holds};
+use crate::desired::naming::{exposed_name, service_of};
+use crate::desired::status::{
+    AVAILABLE, VALIDATION_FAILED, Verdict, component_status, groups_component_status, holds,
+};
 use crate::desired::workload::is_deployment_ready;
-use crate::desired::{model, pod, workload};
+use crate::desired::{BuildError, groups, model, pod, workload};
+use crate::kinds::{LeaderWorkerSet, PodGroup};
 use dynamo_api::validation::Validate;
 
 const KIND: &str = "DynamoComponentDeployment";
@@ -118,15 +121,8 @@ async fn apply(
         }
         return Ok(Action::await_change());
     }
-    let template = match pod::component_pod_template(component, &context.config) {
-        Ok(mut template) => {
-            if let Some(spec) = template.spec.as_mut()
-                && spec.service_account_name.is_none()
-            {
-                spec.service_account_name = fallback_account(context, namespace);
-            }
-            template
-        }
+    let desired = match desired_workload(component, namespace, context) {
+        Ok(desired) => desired,
         Err(e) => {
             let message = e.to_string();
             context.warning(component, "ReconcileFailed", message.clone());
@@ -136,8 +132,8 @@ async fn apply(
         }
     };
 
-    let deployment = match sync_children(component, namespace, context, template).await {
-        Ok(deployment) => deployment,
+    let workload = match sync_children(component, namespace, context, desired).await {
+        Ok(workload) => workload,
         Err(e) if e.refusal().is_some() => {
             // The user's spec produced a child the API server will not store: say so where
             // the user looks (component and graph status), and keep retrying with backoff in
@@ -152,10 +148,22 @@ async fn apply(
         Err(e) => return Err(e),
     };
 
-    let cause = (!is_deployment_ready(&deployment))
-        .then(|| unavailable_cause(Some(&deployment), &pods_of(context, namespace, &name)))
-        .flatten();
-    let status = component_status(component, Some(&deployment), None, cause);
+    let status = match &workload {
+        Workload::Deployment(deployment) => {
+            let cause = (!is_deployment_ready(deployment))
+                .then(|| unavailable_cause(Some(deployment), &pods_of(context, namespace, &name)))
+                .flatten();
+            component_status(component, Some(deployment), None, cause)
+        }
+        Workload::Groups(groups) => {
+            // A pod's own trouble (unschedulable, crash-looping) says more than the group's
+            // counts.
+            let cause = groups::groups_not_ready(groups).map(|groups_cause| {
+                unavailable_cause(None, &pods_of(context, namespace, &name)).unwrap_or(groups_cause)
+            });
+            groups_component_status(component, groups, cause)
+        }
+    };
     let ready = holds(status.conditions.as_deref(), AVAILABLE);
     let write = context
         .applier
@@ -174,6 +182,52 @@ async fn apply(
         Action::requeue(RESYNC)
     } else {
         Action::requeue(Duration::from_secs(60))
+    })
+}
+
+/// What runs a component's pods: one Deployment, or (multinode) a group per replica.
+enum DesiredWorkload {
+    Deployment(Box<PodTemplateSpec>),
+    Groups {
+        leader: Box<PodTemplateSpec>,
+        worker: Box<PodTemplateSpec>,
+    },
+}
+
+/// The workload as it is after the sync.
+enum Workload {
+    Deployment(Box<Deployment>),
+    Groups(Vec<LeaderWorkerSet>),
+}
+
+/// The component's pod template (a pod that names no ServiceAccount runs as the namespace's
+/// component account), split into leader and worker templates for a multinode component.
+fn desired_workload(
+    component: &DynamoComponentDeployment,
+    namespace: &str,
+    context: &Context,
+) -> Result<DesiredWorkload, BuildError> {
+    let spec = &component.spec.shared;
+    let nodes = spec.node_count();
+    if nodes >= 2 && !context.config.served.leader_worker_set {
+        return Err(BuildError::MultinodeUnsupported {
+            service: service_of(component),
+            node_count: nodes,
+        });
+    }
+    let mut template = pod::component_pod_template(component, &context.config)?;
+    if let Some(spec) = template.spec.as_mut()
+        && spec.service_account_name.is_none()
+    {
+        spec.service_account_name = fallback_account(context, namespace);
+    }
+    if nodes < 2 {
+        return Ok(DesiredWorkload::Deployment(Box::new(template)));
+    }
+    let (leader, worker) = groups::role_templates(component, &template, &context.config)?;
+    Ok(DesiredWorkload::Groups {
+        leader: Box::new(leader),
+        worker: Box::new(worker),
     })
 }
 
@@ -198,23 +252,43 @@ async fn write_failure(
         .await?)
 }
 
-/// Applies the component's Deployment, Service, Ingress, VirtualService and model Service; the
-/// Deployment as it is now.
+/// Applies the component's workload (removing a workload of the other shape, left from before
+/// `multinode` changed), Service, Ingress, VirtualService and model Service; the workload as it
+/// is now.
 async fn sync_children(
     component: &DynamoComponentDeployment,
     namespace: &str,
     context: &Context,
-    template: k8s_openapi::api::core::v1::PodTemplateSpec,
-) -> Result<Deployment, Error> {
+    desired: DesiredWorkload,
+) -> Result<Workload, Error> {
     let name = component.name_any();
     let deployments: Api<Deployment> = Api::namespaced(context.client.clone(), namespace);
-    let desired = workload::deployment(component, template);
-    let live = cached(&context.caches.deployments, namespace, &name);
-    let (deployment, change) = context
-        .applier
-        .ensure(&deployments, &desired, live.as_ref())
-        .await?;
-    announce(context, component, "Deployment", &name, change);
+    let live_deployment = cached(&context.caches.deployments, namespace, &name);
+    let workload = match desired {
+        DesiredWorkload::Deployment(template) => {
+            let desired = workload::deployment(component, *template);
+            let (deployment, change) = context
+                .applier
+                .ensure(&deployments, &desired, live_deployment.as_ref())
+                .await?;
+            announce(context, component, "Deployment", &name, change);
+            remove_groups(context, component, namespace, |_| true).await?;
+            Workload::Deployment(Box::new(deployment))
+        }
+        DesiredWorkload::Groups { leader, worker } => {
+            sync_optional(
+                context,
+                component,
+                &deployments,
+                &name,
+                live_deployment,
+                None,
+            )
+            .await?;
+            let groups = sync_groups(context, component, namespace, &leader, &worker).await?;
+            Workload::Groups(groups)
+        }
+    };
 
     // Service and Ingress names carry no dots (see `exposed_name`).
     let exposed = exposed_name(&name);
@@ -244,7 +318,85 @@ async fn sync_children(
     }
     sync_model_service(context, component, &services).await?;
 
-    Ok(deployment)
+    Ok(workload)
+}
+
+/// Applies a LeaderWorkerSet (and, under Volcano, a PodGroup first) per replica, and removes
+/// the groups past the replicas or of another size; the groups as they are now.
+async fn sync_groups(
+    context: &Context,
+    component: &DynamoComponentDeployment,
+    namespace: &str,
+    leader: &PodTemplateSpec,
+    worker: &PodTemplateSpec,
+) -> Result<Vec<LeaderWorkerSet>, Error> {
+    let volcano = context.config.served.volcano;
+    // A group of another size is made anew: what the cache still shows of it is gone.
+    let removed = remove_groups(context, component, namespace, |group| {
+        groups::is_stale(component, group)
+    })
+    .await?;
+    let sets: Api<LeaderWorkerSet> = Api::namespaced(context.client.clone(), namespace);
+    let gangs: Api<PodGroup> = Api::namespaced(context.client.clone(), namespace);
+    let desired = groups::leader_worker_sets(component, leader, worker, volcano);
+    let mut applied = Vec::with_capacity(desired.len());
+    for (index, set) in (0..).zip(desired) {
+        let name = set.name_any();
+        if volcano {
+            let gang = groups::pod_group(component, index);
+            let live = cached(&context.caches.pod_groups, namespace, &name);
+            let (_, change) = context.applier.ensure(&gangs, &gang, live.as_ref()).await?;
+            announce(context, component, "PodGroup", &name, change);
+        }
+        let live = cached(&context.caches.leader_worker_sets, namespace, &name)
+            .filter(|_| !removed.contains(&name));
+        let (set, change) = context.applier.ensure(&sets, &set, live.as_ref()).await?;
+        announce(context, component, "LeaderWorkerSet", &name, change);
+        applied.push(set);
+    }
+    Ok(applied)
+}
+
+/// Deletes the component's groups (LeaderWorkerSet and PodGroup) that `stale` picks; their
+/// names.
+async fn remove_groups(
+    context: &Context,
+    component: &DynamoComponentDeployment,
+    namespace: &str,
+    stale: impl Fn(&LeaderWorkerSet) -> bool,
+) -> Result<Vec<String>, Error> {
+    if !context.config.served.leader_worker_set {
+        return Ok(Vec::new());
+    }
+    let uid = component.uid().unwrap_or_default();
+    let doomed: Vec<LeaderWorkerSet> = context
+        .caches
+        .leader_worker_sets
+        .state()
+        .iter()
+        .filter(|set| set.namespace().as_deref() == Some(namespace) && owned_by(&***set, &uid))
+        .filter_map(|set| decoded(set))
+        .filter(|set| stale(set))
+        .collect();
+    let sets: Api<LeaderWorkerSet> = Api::namespaced(context.client.clone(), namespace);
+    let gangs: Api<PodGroup> = Api::namespaced(context.client.clone(), namespace);
+    let mut removed = Vec::with_capacity(doomed.len());
+    for set in doomed {
+        let name = set.name_any();
+        context.applier.delete(&sets, &set).await?;
+        context.normal(
+            component,
+            "DeleteLeaderWorkerSet",
+            format!("Deleted LeaderWorkerSet {name}"),
+        );
+        if let Some(gang) =
+            cached(&context.caches.pod_groups, namespace, &name).filter(|gang| owned_by(gang, &uid))
+        {
+            context.applier.delete(&gangs, &gang).await?;
+        }
+        removed.push(name);
+    }
+    Ok(removed)
 }
 
 /// The first ServiceAccount (by name) of the namespace marked for component pods, if any: a

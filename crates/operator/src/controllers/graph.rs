@@ -1,5 +1,6 @@
 //! DynamoGraphDeployment: one DynamoComponentDeployment per service, top-level PVCs, the
-//! discovery identity, and the status aggregated from the components.
+//! discovery identity, the MPI SSH Secret of TRT-LLM multinode services, and the status
+//! aggregated from the components.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use kube::{Api, ResourceExt};
 
 use super::component::announce;
 use super::identities::{Foreign, ensure_discovery_identity, ensure_workload_identities};
+use super::mpi_secret::{Replicated, ensure_mpi_secret};
 use super::reconcile::{Error, no_cleanup, reconcile as reconcile_object};
 use crate::apply::{Pace, StatusWrite, owned_by};
 use crate::caches::decoded;
@@ -44,6 +46,8 @@ pub struct Graphs {
     adapters: mpsc::UnboundedSender<ObjectRef<Compact<DynamoGraphDeploymentScalingAdapter>>>,
     /// Planner and EPP identity names someone else made.
     foreign: Foreign,
+    /// Namespaces that hold the MPI SSH Secret.
+    mpi: Replicated,
 }
 
 impl Graphs {
@@ -55,6 +59,7 @@ impl Graphs {
             context,
             adapters,
             foreign: Foreign::default(),
+            mpi: Replicated::default(),
         }
     }
 }
@@ -132,6 +137,10 @@ async fn converge(
         }
     };
     if let Some(message) = ensure_pvcs(graph, namespace, context).await? {
+        fail(graph, &api, context, message).await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+    if let Some(message) = ensure_mpi_secret(&desired, namespace, context, &graphs.mpi).await? {
         fail(graph, &api, context, message).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     }

@@ -5,6 +5,7 @@ pub mod component;
 pub mod graph;
 pub mod identities;
 pub mod model;
+pub mod mpi_secret;
 pub mod reconcile;
 pub mod scaling;
 

@@ -75,6 +75,27 @@ pub struct OperatorConfig {
     /// Cluster-wide mode: the operator creates the planner and EPP identities in graph
     /// namespaces, bound to these ClusterRoles. `None` in restricted mode.
     pub workload_roles: Option<WorkloadRoles>,
+    /// Optional APIs the cluster serves (detected at start, not a flag).
+    pub served: ServedApis,
+    /// `--mpi-run-ssh-secret-name|namespace`: the SSH key pair of TRT-LLM multinode workers,
+    /// copied into each namespace that runs one.
+    pub mpi_ssh_secret: Option<SecretRef>,
+}
+
+/// Optional APIs the cluster serves, each in the version the operator speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServedApis {
+    /// `leaderworkerset.x-k8s.io/v1`: multinode services run as LeaderWorkerSets.
+    pub leader_worker_set: bool,
+    /// `scheduling.volcano.sh/v1beta1`: each multinode group gets a gang-scheduling PodGroup.
+    pub volcano: bool,
+}
+
+/// A Secret by namespace and name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretRef {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// ClusterRoles of the per-namespace planner and EPP ServiceAccounts (`--planner-cluster-role-name`,

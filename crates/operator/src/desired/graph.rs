@@ -31,7 +31,8 @@ const PROPAGATED_ANNOTATIONS: [&str; 2] = [
 /// the graph `envs` under the service's own, the graph's metrics/discovery annotations, the
 /// planner service account, and the operator's default ingress for frontends without one.
 ///
-/// Fails with [`BuildError::MultinodeUnsupported`] if any service spans several nodes.
+/// Fails with [`BuildError::MultinodeUnsupported`] if a service spans several nodes and the
+/// cluster serves no LeaderWorkerSet API.
 pub fn desired_components(
     dgd: &DynamoGraphDeployment,
     config: &OperatorConfig,
@@ -44,6 +45,7 @@ pub fn desired_components(
         .iter()
         .map(|(name, spec)| (name, spec.node_count()))
         .find(|(_, nodes)| *nodes >= 2)
+        .filter(|_| !config.served.leader_worker_set)
     {
         return Err(BuildError::MultinodeUnsupported {
             service: service.clone(),

@@ -207,14 +207,21 @@ fn frontends_without_ingress_get_the_operator_default() {
 }
 
 #[test]
-fn multinode_services_are_rejected() {
+fn multinode_services_need_the_leader_worker_set_api() {
     let err =
         desired_components(&example("trtllm-multinode.yaml"), &Default::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "no multinode orchestrator available (service TrtllmWorker has multinode.nodeCount 2; Grove or LeaderWorkerSet support is not in this release)"
+        "no multinode orchestrator available: service TrtllmWorker has multinode.nodeCount 2, which needs LeaderWorkerSet (leaderworkerset.x-k8s.io/v1) installed in the cluster"
     );
     assert_eq!(err.reason(), "MultinodeUnsupported");
+    let served = OperatorConfig {
+        served: crate::desired::config::ServedApis {
+            leader_worker_set: true,
+            volcano: false,
+        },
+        ..Default::default()
+    };
     for (multinode, expected) in [
         ("{}", Some(2)),
         ("{nodeCount: 4}", Some(4)),
@@ -230,6 +237,15 @@ fn multinode_services_are_rejected() {
             (Ok(list), None) => assert_eq!(list.len(), 1),
             (other, _) => panic!("{multinode}: {other:?}"),
         }
+        // With LeaderWorkerSet served, every service gets its component (the component
+        // controller runs the groups), carrying its multinode spec.
+        let list = desired_components(&dgd, &served).unwrap();
+        assert_eq!(list.len(), 1, "{multinode}");
+        assert_eq!(
+            list[0].spec.shared.node_count(),
+            expected.unwrap_or(1),
+            "{multinode}"
+        );
     }
 }
 

@@ -21,8 +21,10 @@ pub mod config;
 pub mod defaults;
 pub mod diagnosis;
 pub mod graph;
+pub mod groups;
 pub mod merge;
 pub mod model;
+pub mod multinode;
 pub mod naming;
 pub mod pod;
 pub mod pvc;
@@ -58,11 +60,16 @@ pub enum BuildError {
         name: String,
         field: &'static str,
     },
-    /// A service spans several nodes per replica; that needs Grove or LeaderWorkerSet.
+    /// A service spans several nodes per replica, and the cluster serves no LeaderWorkerSet API.
     #[error(
-        "no multinode orchestrator available (service {service} has multinode.nodeCount {node_count}; Grove or LeaderWorkerSet support is not in this release)"
+        "no multinode orchestrator available: service {service} has multinode.nodeCount {node_count}, which needs LeaderWorkerSet (leaderworkerset.x-k8s.io/v1) installed in the cluster"
     )]
     MultinodeUnsupported { service: String, node_count: i32 },
+    /// A multinode service whose backend is unknown: its launch cannot be rewritten per node.
+    #[error(
+        "service {service} has multinode.nodeCount {node_count}, but its backend is unknown: run python3 -m dynamo.vllm, dynamo.sglang or dynamo.trtllm in a worker, or set spec.backendFramework"
+    )]
+    MultinodeBackendUnknown { service: String, node_count: i32 },
     /// A `volumeMounts` entry has no `mountPoint` and no compilation-cache default.
     #[error("volumeMounts entry {volume:?} has no mountPoint")]
     MissingMountPoint { volume: String },
@@ -86,6 +93,9 @@ pub enum BuildError {
         detected.join(", ")
     )]
     AmbiguousBackend { detected: Vec<String> },
+    /// A TRT-LLM service spans several nodes and the operator has no SSH key Secret for mpirun.
+    #[error("TRT-LLM multinode needs the SSH key Secret of mpirun; set --mpi-run-ssh-secret-name")]
+    MpiSshSecretUnset,
 }
 
 impl BuildError {
@@ -94,11 +104,13 @@ impl BuildError {
         match self {
             Self::MissingMetadata { .. } => "MissingMetadata",
             Self::MultinodeUnsupported { .. } => "MultinodeUnsupported",
+            Self::MultinodeBackendUnknown { .. } => "MultinodeBackendUnknown",
             Self::MissingMountPoint { .. } => "MissingMountPoint",
             Self::NoCompilationCacheDefault { .. } => "NoCompilationCacheDefault",
             Self::Merge { .. } => "InvalidOverride",
             Self::BackendMismatch { .. } => "BackendFrameworkMismatch",
             Self::AmbiguousBackend { .. } => "AmbiguousBackendFramework",
+            Self::MpiSshSecretUnset => "MpiSshSecretUnset",
         }
     }
 }

@@ -25,6 +25,17 @@ pub fn component_name(graph: &str, service: &str) -> String {
     format!("{graph}-{}", service.to_lowercase())
 }
 
+/// The graph service a component runs (`spec.serviceName`; a component made by hand without
+/// one goes by its own name), as messages name it.
+pub fn service_of(dcd: &dynamo_api::v1alpha1::DynamoComponentDeployment) -> String {
+    dcd.spec
+        .shared
+        .service_name
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| kube::ResourceExt::name_any(dcd))
+}
+
 /// The name of a component's Service, Ingress and VirtualService: its own name with dots turned
 /// into dashes, because a Service name must be a DNS-1035 label (a service key such as
 /// `Qwen3-0.6B` is a valid component and Deployment name, but not a valid Service name).

@@ -1,6 +1,7 @@
 //! The statuses users and `kubectl wait` read, computed from what the controllers observed:
 //! no I/O. A condition keeps its transition time while its status holds.
 
+use super::naming::service_of;
 use std::collections::BTreeMap;
 
 use dynamo_api::labels::label;
@@ -13,8 +14,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{Resource, ResourceExt};
 
+use super::groups::{groups_replica_status, is_group_ready};
 use super::model::endpoints_ready;
 use super::workload::is_deployment_ready;
+use crate::kinds::LeaderWorkerSet;
 
 pub use dynamo_api::v1alpha1::condition_type::{
     AVAILABLE, ENDPOINTS_READY, READY, SERVICES_FOUND, VALID,
@@ -88,12 +91,7 @@ pub fn graph_status(
     let mut services = BTreeMap::new();
     let mut not_ready = Vec::new();
     for component in components {
-        let service = component
-            .spec
-            .shared
-            .service_name
-            .clone()
-            .unwrap_or_else(|| component.name_any());
+        let service = service_of(component);
         let status = component.status.as_ref();
         let available = status
             .and_then(|s| s.conditions.as_ref())
@@ -186,20 +184,74 @@ pub fn component_status(
     failure: Option<Verdict>,
     cause: Option<String>,
 ) -> DynamoComponentDeploymentStatus {
+    let observed = deployment.map(|d| {
+        let status = d.status.clone().unwrap_or_default();
+        Observed {
+            ready: is_deployment_ready(d),
+            ready_verdict: ("DeploymentReady", "Deployment is ready"),
+            stalled: rollout_stalled(d),
+            service: Some(ServiceReplicaStatus {
+                component_kind: Some(ComponentKind::Deployment),
+                component_name: Some(d.name_any()),
+                component_names: None,
+                replicas: status.replicas.unwrap_or(0),
+                updated_replicas: status.updated_replicas.unwrap_or(0),
+                ready_replicas: Some(status.ready_replicas.unwrap_or(0)),
+                available_replicas: Some(status.available_replicas.unwrap_or(0)),
+            }),
+        }
+    });
+    status_of(component, observed, failure, cause)
+}
+
+/// A multinode component's status from its groups (LeaderWorkerSets, one per replica): ready
+/// when every group is; `cause` says which is not.
+pub fn groups_component_status(
+    component: &DynamoComponentDeployment,
+    groups: &[LeaderWorkerSet],
+    cause: Option<String>,
+) -> DynamoComponentDeploymentStatus {
+    let observed = Observed {
+        ready: groups.iter().all(is_group_ready),
+        ready_verdict: ("AllLeaderWorkerSetsReady", "All LeaderWorkerSets are ready"),
+        stalled: false,
+        service: groups_replica_status(groups),
+    };
+    status_of(component, Some(observed), None, cause)
+}
+
+/// What a component's workload shows.
+struct Observed {
+    ready: bool,
+    /// Reason and message of the `Available` condition when ready.
+    ready_verdict: (&'static str, &'static str),
+    /// The rollout stopped progressing.
+    stalled: bool,
+    service: Option<ServiceReplicaStatus>,
+}
+
+fn status_of(
+    component: &DynamoComponentDeployment,
+    observed: Option<Observed>,
+    failure: Option<Verdict>,
+    cause: Option<String>,
+) -> DynamoComponentDeploymentStatus {
     let generation = component.meta().generation;
     let previous = component
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_deref());
-    let ready = deployment.is_some_and(is_deployment_ready);
-    let verdict = match failure {
-        Some(failure) => Verdict {
+    let verdict = match (failure, &observed) {
+        (Some(failure), _) => Verdict {
             holds: false,
             ..failure
         },
-        None if ready => Verdict::new(true, "DeploymentReady", "Deployment is ready"),
-        None => {
-            let reason = if deployment.is_some_and(rollout_stalled) {
+        (None, Some(observed)) if observed.ready => {
+            let (reason, message) = observed.ready_verdict;
+            Verdict::new(true, reason, message)
+        }
+        (None, observed) => {
+            let reason = if observed.as_ref().is_some_and(|o| o.stalled) {
                 ROLLOUT_STALLED
             } else {
                 NOT_READY
@@ -207,18 +259,7 @@ pub fn component_status(
             Verdict::new(false, reason, cause.unwrap_or(NOT_READY_MESSAGE.into()))
         }
     };
-    let service = deployment.map(|d| {
-        let status = d.status.clone().unwrap_or_default();
-        ServiceReplicaStatus {
-            component_kind: Some(ComponentKind::Deployment),
-            component_name: Some(d.name_any()),
-            component_names: None,
-            replicas: status.replicas.unwrap_or(0),
-            updated_replicas: status.updated_replicas.unwrap_or(0),
-            ready_replicas: Some(status.ready_replicas.unwrap_or(0)),
-            available_replicas: Some(status.available_replicas.unwrap_or(0)),
-        }
-    });
+    let service = observed.and_then(|o| o.service);
     DynamoComponentDeploymentStatus {
         observed_generation: generation,
         conditions: Some(vec![condition(previous, AVAILABLE, verdict, generation)]),

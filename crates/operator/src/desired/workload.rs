@@ -115,7 +115,12 @@ pub fn service(dcd: &DynamoComponentDeployment, config: &OperatorConfig) -> Opti
     Some(Service {
         metadata,
         spec: Some(ServiceSpec {
-            selector: Some(selector(dcd)),
+            // A multinode component's pods are leaders and workers; only leaders serve.
+            selector: Some(if dcd.spec.shared.node_count() >= 2 {
+                super::groups::leader_selector(dcd)
+            } else {
+                selector(dcd)
+            }),
             ports: Some(vec![ServicePort {
                 name: Some(port_name.to_owned()),
                 port,
@@ -293,7 +298,7 @@ impl Exposure {
 /// for a `modelRef` the base-model hash label and name annotation. A component read from the
 /// API server always has the uid the reference needs; one without (built by hand) gives
 /// children without an owner.
-fn child_metadata(dcd: &DynamoComponentDeployment) -> ObjectMeta {
+pub(crate) fn child_metadata(dcd: &DynamoComponentDeployment) -> ObjectMeta {
     let spec = &dcd.spec.shared;
     let mut labels = spec.labels.clone().unwrap_or_default();
     labels.extend(dcd.labels().clone());
