@@ -2,7 +2,8 @@
 # A real, container-less Kubernetes control plane for e2e tests and demos:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake
 # kubelet: fake GPU Nodes, pods become Running/Ready with IPs from the pod CIDR,
-# Job pods Succeeded), all inside a network namespace of their own.
+# Job pods Succeeded) and the LeaderWorkerSet controller (lws-manager), all inside a
+# network namespace of their own.
 #
 #   hack/cluster.sh up      start (prints timings; fails cleanly, leaving nothing running)
 #   hack/cluster.sh down    stop exactly the processes `up` started, delete its netns (idempotent)
@@ -27,13 +28,14 @@
 #   DYNAMO_E2E_STATE     state dir (default /tmp/dynamo-e2e-<name>): pki, logs, kubeconfig, pids
 #   DYNAMO_E2E_BIN       bin dir (default: output of hack/k8s-bins.sh, which may build)
 #   DYNAMO_E2E_IN_NETNS  set (non-empty) when already inside a dedicated netns (CI)
-#   DYNAMO_E2E_PORT_BASE first of 6 consecutive ports (default derived from the name)
+#   DYNAMO_E2E_PORT_BASE first of 8 consecutive ports, 6 without LWS (default derived from the name)
 #   DYNAMO_E2E_KCM_CONTROLLERS  kube-controller-manager --controllers (default '*')
 #   DYNAMO_E2E_NODES     number of fake nodes kwok-node-0..N-1 (default 4, 1..100)
 #   DYNAMO_E2E_GPUS_PER_NODE  nvidia.com/gpu of each node (default 8, 1..64)
 #   DYNAMO_E2E_AUDIT     set (non-empty): the API server writes an audit log of every request
 #                        (Metadata level, JSON, one line per completed request) to
 #                        $state/logs/audit.log: who made which verb on which resource
+#   DYNAMO_E2E_LWS       0: no LeaderWorkerSet controller (default 1: lws-manager runs, see below)
 #   DYNAMO_E2E_RUNTIME   the Dynamo runtime (output of hack/dynamo-runtime.sh); when set, pods
 #                        in namespaces whose name contains "serving" that run
 #                        `python3 -m dynamo.frontend` or `python3 -m dynamo.mocker` are run for
@@ -47,6 +49,17 @@
 # and the API server's ExtendedResourceToleration admission plugin gives every pod
 # that requests nvidia.com/gpu the matching toleration. GPU pods spread over all
 # nodes; every other pod lands on kwok-node-0, as with a single node.
+#
+# LeaderWorkerSet: the real controller, sigs.k8s.io/lws (LWS_VERSION in versions.env;
+# lws-manager and lws-crd.yaml from hack/k8s-bins.sh), turns LeaderWorkerSets into
+# StatefulSets, whose pods kwok makes Ready. `up` applies its CRD (server-side: it is too
+# big for client-side apply), gives it a serving cert from the cluster CA (SAN 127.0.0.1)
+# and $state/lws-config.yaml (no leader election, no cert management, webhook on port
+# base+6, health on base+7, no metrics), and registers its four webhooks (LWS defaulting and
+# validation; pod labels group-index/worker-index and env LWS_LEADER_ADDRESS etc., without
+# which no LWS ever becomes Available) at https://127.0.0.1:<port> once they answer. As
+# upstream, they fail closed: while lws-manager is down, LWS and LWS pod creation fail.
+# Log: $state/logs/lws-manager.log.
 #
 # Storage: kube-controller-manager's host-path provisioner (a directory under
 # /tmp/hostpath_pv per volume, a path built into it; nothing mounts it, kwok
@@ -67,6 +80,8 @@ kc="$state/kubeconfig"
 node_name=kwok-node-0
 # Where the host-path provisioner puts volumes (fixed in kube-controller-manager).
 hostpath_root=/tmp/hostpath_pv
+# The LeaderWorkerSet controller (header): 1 = run it, 0 = not.
+lws=${DYNAMO_E2E_LWS:-1}
 
 log() { printf '[cluster %s %s] %s\n' "$name" "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -260,6 +275,16 @@ gen_pki() {
     leaf kcm ca /CN=system:kube-controller-manager extendedKeyUsage=clientAuth
     leaf scheduler ca /CN=system:kube-scheduler extendedKeyUsage=clientAuth
     leaf apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" extendedKeyUsage=clientAuth
+    if ((lws)); then
+      # lws-manager: its webhook serving cert (the API server calls 127.0.0.1), and a client
+      # cert of its own name (admin rights, like upstream's ClusterRole and more; the audit
+      # log tells its requests apart).
+      leaf lws-webhook ca /CN=lws-webhook extendedKeyUsage=serverAuth subjectAltName=IP:127.0.0.1,DNS:localhost
+      leaf lws ca "/O=system:masters/CN=lws-controller-manager" extendedKeyUsage=clientAuth
+      mkdir -p "$state/lws-certs"
+      cp lws-webhook.crt "$state/lws-certs/tls.crt"
+      cp lws-webhook.key "$state/lws-certs/tls.key"
+    fi
     # Aggregation layer (front proxy) has its own CA, so client certs cannot impersonate.
     ca front-proxy-ca front-proxy-ca
     leaf front-proxy-client front-proxy-ca /CN=front-proxy-client extendedKeyUsage=clientAuth
@@ -366,6 +391,98 @@ nodes_match() {
     END { exit !(seen == n && bad == 0) }' <<<"$listing"
 }
 
+# --- LeaderWorkerSet controller (see the header)
+
+lws_crd=leaderworkersets.leaderworkerset.x-k8s.io
+
+crd_established() { # crd_established <name>
+  [[ $(kctl get crd "$1" -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}') == True ]]
+}
+
+lws_config() { # lws-manager's Configuration (decoded strictly: no unknown fields)
+  cat <<EOF
+apiVersion: config.lws.x-k8s.io/v1alpha1
+kind: Configuration
+leaderElection:
+  leaderElect: false
+internalCertManagement:
+  enable: false
+health:
+  healthProbeBindAddress: 127.0.0.1:$P_LWS_HEALTH
+metrics:
+  bindAddress: "0"
+webhook:
+  host: 127.0.0.1
+  port: $P_LWS_WEBHOOK
+  certDir: $state/lws-certs
+EOF
+}
+
+lws_webhooks() { # upstream's four webhooks (chart templates/webhook), by URL instead of Service
+  local url="https://127.0.0.1:$P_LWS_WEBHOOK" ca lws_rules pod_selector
+  ca=$(base64 -w0 "$state/pki/ca.crt")
+  lws_rules='[{apiGroups: [leaderworkerset.x-k8s.io], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [leaderworkersets]}]'
+  pod_selector='{matchExpressions: [{key: leaderworkerset.sigs.k8s.io/name, operator: Exists}]}'
+  cat <<EOF
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: lws-mutating-webhook-configuration}
+webhooks:
+- name: mleaderworkerset.kb.io
+  admissionReviewVersions: [v1]
+  clientConfig: {url: "$url/mutate-leaderworkerset-x-k8s-io-v1-leaderworkerset", caBundle: "$ca"}
+  failurePolicy: Fail
+  sideEffects: None
+  rules: $lws_rules
+- name: mpod.kb.io
+  admissionReviewVersions: [v1]
+  clientConfig: {url: "$url/mutate--v1-pod", caBundle: "$ca"}
+  failurePolicy: Fail
+  sideEffects: None
+  objectSelector: $pod_selector
+  rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: lws-validating-webhook-configuration}
+webhooks:
+- name: vleaderworkerset.kb.io
+  admissionReviewVersions: [v1]
+  clientConfig: {url: "$url/validate-leaderworkerset-x-k8s-io-v1-leaderworkerset", caBundle: "$ca"}
+  failurePolicy: Fail
+  sideEffects: None
+  rules: $lws_rules
+- name: vpod.kb.io
+  admissionReviewVersions: [v1]
+  clientConfig: {url: "$url/validate--v1-pod", caBundle: "$ca"}
+  failurePolicy: Fail
+  sideEffects: None
+  objectSelector: $pod_selector
+  rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]
+EOF
+}
+
+lws_probe() { # lws_probe <size> [kubectl args...]: server-side dry run of a LeaderWorkerSet
+  local size=$1; shift
+  kctl create --dry-run=server "$@" -f - <<EOF
+{"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+ "metadata": {"name": "cluster-sh-probe", "namespace": "default"},
+ "spec": {"leaderWorkerTemplate": {"size": $size,
+   "workerTemplate": {"spec": {"containers": [{"name": "c", "image": "probe.invalid/c"}]}}}}}
+EOF
+}
+
+# Both webhook configurations are in effect in the API server (it loads them from a watch,
+# shortly after they are created): a LeaderWorkerSet is defaulted by the mutating webhook,
+# and one of size 0 is rejected by the validating webhook. The first such write takes ~2 s
+# (the API server builds the write path of this big schema then), so no test pays it.
+lws_webhooks_active() {
+  local out
+  out=$(lws_probe 1 -o 'jsonpath={.spec.rolloutStrategy.type}') && [[ $out == RollingUpdate ]] || return 1
+  out=$(lws_probe 0 2>&1) && return 1
+  [[ $out == *vleaderworkerset.kb.io* ]]
+}
+
 do_up() {
   T0=$(now_ms)
   command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
@@ -373,6 +490,7 @@ do_up() {
   ((EUID == 0)) || die "must run as root (network namespaces)"
   nodes=$(count_from DYNAMO_E2E_NODES 4 100) || exit 2
   gpus_per_node=$(count_from DYNAMO_E2E_GPUS_PER_NODE 8 64) || exit 2
+  [[ $lws == [01] ]] || die "DYNAMO_E2E_LWS must be 0 or 1, not '$lws'"
 
   if [[ -f $state/pids ]]; then
     local l comp pid st
@@ -393,6 +511,10 @@ do_up() {
     [[ -x $bin/$b ]] || die "$b: binary missing or not executable: $bin/$b (run hack/k8s-bins.sh)"
   done
   compgen -G "$bin/kwok-stages/*.yaml" >/dev/null || die "kwok: no stage files in $bin/kwok-stages"
+  if ((lws)); then
+    [[ -x $bin/lws-manager && -f $bin/lws-crd.yaml ]] ||
+      die "lws-manager or lws-crd.yaml missing in $bin (run hack/k8s-bins.sh, or set DYNAMO_E2E_LWS=0)"
+  fi
 
   rm -rf "$state"
   mkdir -p "$state/logs" "$state/apiserver"
@@ -422,19 +544,21 @@ do_up() {
   fi
   setup_netns_links || fail netns "could not configure lo/addresses/routes"
 
-  # --- ports: 6 consecutive, derived from the name so that clusters sharing one
-  # netns (CI) do not collide; separate named netns cannot collide anyway. They
-  # must lie below the ephemeral range (32768+): otherwise a component's own
-  # outgoing connection (apiserver -> etcd) can take the port before its
-  # listener starts.
+  # --- ports: 8 consecutive (6 without LWS), derived from the name so that clusters
+  # sharing one netns (CI) do not collide (the base is a multiple of 10); separate
+  # named netns cannot collide anyway. They must lie below the ephemeral range
+  # (32768+): otherwise a component's own outgoing connection (apiserver -> etcd)
+  # can take the port before its listener starts.
   local base=${DYNAMO_E2E_PORT_BASE:-$((20000 + $(cksum <<<"$name" | cut -d' ' -f1) % 1270 * 10))}
-  local eph_lo eph_hi
+  local eph_lo eph_hi last=$((base + 5 + 2 * lws))
   read -r eph_lo eph_hi < <(nsexec cat /proc/sys/net/ipv4/ip_local_port_range)
-  ((base + 5 < eph_lo || base > eph_hi)) ||
-    fail netns "ports $base-$((base + 5)) overlap the ephemeral port range $eph_lo-$eph_hi (DYNAMO_E2E_PORT_BASE)"
+  ((last < eph_lo || base > eph_hi)) ||
+    fail netns "ports $base-$last overlap the ephemeral port range $eph_lo-$eph_hi (DYNAMO_E2E_PORT_BASE)"
   P_ETCD=$base P_PEER=$((base + 1)) P_API=$((base + 2)) P_KCM=$((base + 3)) P_SCHED=$((base + 4)) P_KWOK=$((base + 5))
-  local comp p
-  for comp in etcd:$P_ETCD etcd:$P_PEER kube-apiserver:$P_API kube-controller-manager:$P_KCM kube-scheduler:$P_SCHED kwok:$P_KWOK; do
+  P_LWS_WEBHOOK=$((base + 6)) P_LWS_HEALTH=$((base + 7))
+  local comp p lws_ports=()
+  ((lws)) && lws_ports=("lws-manager:$P_LWS_WEBHOOK" "lws-manager:$P_LWS_HEALTH")
+  for comp in etcd:$P_ETCD etcd:$P_PEER kube-apiserver:$P_API kube-controller-manager:$P_KCM kube-scheduler:$P_SCHED kwok:$P_KWOK "${lws_ports[@]}"; do
     p=${comp#*:}
     port_free "$p" || fail "${comp%%:*}" "port $p already in use in ${netns:-this netns} (set DYNAMO_E2E_PORT_BASE or DYNAMO_E2E_CLUSTER)"
   done
@@ -443,6 +567,7 @@ do_up() {
   write_kubeconfig "$kc" admin
   write_kubeconfig "$state/kcm.kubeconfig" kcm
   write_kubeconfig "$state/scheduler.kubeconfig" scheduler
+  ((lws)) && write_kubeconfig "$state/lws.kubeconfig" lws
   log "pki + kubeconfigs ready (+$(secs_since "$T0")s)"
 
   local pki="$state/pki"
@@ -482,6 +607,13 @@ do_up() {
     --requestheader-allowed-names=front-proxy-client --requestheader-username-headers=X-Remote-User \
     --requestheader-group-headers=X-Remote-Group --requestheader-extra-headers-prefix=X-Remote-Extra-
   wait_for kube-apiserver 90 ready curl_api /readyz
+
+  # The LeaderWorkerSet CRD (1.2 MB) is applied while the components below start.
+  local lws_crd_pid
+  if ((lws)); then
+    kctl apply --server-side -f "$bin/lws-crd.yaml" </dev/null >"$state/lws-crd.out" 2>&1 &
+    lws_crd_pid=$!
+  fi
 
   # --- controllers, scheduler, kwok (start together; they wait for each other)
   start kube-controller-manager kube-controller-manager \
@@ -538,6 +670,16 @@ do_up() {
   # StorageClass, in one apply.
   cluster_objects | kctl apply -f - >/dev/null || fail kube-apiserver "could not create the nodes and the StorageClass"
 
+  # LeaderWorkerSet controller: CRD first (it fails to start without it); it then starts
+  # while the nodes come up. Its webhooks are registered below, once they answer.
+  if ((lws)); then
+    wait "$lws_crd_pid" || fail kube-apiserver "could not apply the LeaderWorkerSet CRD: $(<"$state/lws-crd.out")"
+    wait_for kube-apiserver 30 "established: CRD $lws_crd" crd_established "$lws_crd"
+    lws_config >"$state/lws-config.yaml"
+    start lws-manager lws-manager --kubeconfig="$state/lws.kubeconfig" --config="$state/lws-config.yaml" \
+      --zap-devel=false --zap-log-level=info
+  fi
+
   # kcm/scheduler serve self-signed certs; -k is fine for a loopback health probe.
   wait_for kube-scheduler 60 healthy nsexec curl -fsSk "https://127.0.0.1:$P_SCHED/healthz"
   wait_for kube-controller-manager 60 healthy nsexec curl -fsSk "https://127.0.0.1:$P_KCM/healthz"
@@ -547,6 +689,13 @@ do_up() {
   # lifecycle controller removes it once Ready. Until then nothing schedules.
   wait_for kube-controller-manager 60 "schedulable: $nodes nodes" nodes_match schedulable
   wait_for kube-controller-manager 60 "created: serviceaccount default/default" kctl -n default get sa default
+  if ((lws)); then
+    # Any HTTP answer over TLS with our cert will do (no -f: / is a 404).
+    wait_for lws-manager 30 "serving webhooks on :$P_LWS_WEBHOOK" \
+      nsexec curl -sS -o /dev/null --cacert "$pki/ca.crt" "https://127.0.0.1:$P_LWS_WEBHOOK/"
+    lws_webhooks | kctl apply -f - >/dev/null || fail kube-apiserver "could not register the LeaderWorkerSet webhooks"
+    wait_for lws-manager 30 "webhooks active (LeaderWorkerSet $LWS_VERSION)" lws_webhooks_active
+  fi
 
   # The node agent runs the pods of our images as real processes (built by cargo; without it
   # such pods stay Pending, everything else works as before).
@@ -571,6 +720,7 @@ export DYNAMO_E2E_NODE=$node_name
 export DYNAMO_E2E_NODES=$nodes
 export DYNAMO_E2E_GPUS_PER_NODE=$gpus_per_node
 export DYNAMO_E2E_APISERVER=https://127.0.0.1:$P_API
+export DYNAMO_E2E_LWS=$lws
 export DYNAMO_E2E_RUNTIME=${DYNAMO_E2E_RUNTIME:-}
 EOF
   up_ok=1

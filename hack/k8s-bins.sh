@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build (or reuse) the pinned Kubernetes test binaries: kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, helm.
+# Plus lws-manager (the LeaderWorkerSet controller) and lws-crd.yaml, hard-linked  #lws
+# into the bin dir from a cache dir of their own (see k8s-bins/lws.sh).  #lws
 #
 #   BIN=$(hack/k8s-bins.sh | tail -1)
 #
@@ -28,10 +30,16 @@ stages=(node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-
 cache=${DYNAMO_E2E_CACHE:-$HOME/.cache/dynamo-e2e}
 # Key: everything that determines the output. (go.mod too: replace/godebug
 # changes do not always show up in go.sum.)
+# Lines ending in "#lws" (in this script and versions.env) are left out: they concern  #lws
+# only LWS, which has a cache dir and key of its own (k8s-bins/lws.sh), so adding or  #lws
+# bumping it never rebuilds the binaries above. Never tag a line that affects those.  #lws
 key=$(cat "$mod/go.mod" "$mod/go.sum" "$mod/tools/go.mod" "$mod/tools/go.sum" \
           "$mod/cmd/etcd/main.go" "$hack/versions.env" "${BASH_SOURCE[0]}" |
+      grep -v '[#]lws$' |  #lws
       sha256sum | cut -c1-16)
 out="$cache/bin-$K8S_VERSION-$key"
+# shellcheck source-path=SCRIPTDIR source=k8s-bins/lws.sh  #lws
+source "$mod/lws.sh"  #lws
 
 complete() {
   local b
@@ -39,6 +47,8 @@ complete() {
   [[ -d "$1/kwok-stages" ]]
 }
 
+# A built bin dir: build LWS if needed and link it in (a no-op when it is there).  #lws
+if complete "$out"; then lws_ensure "$out"; fi  #lws
 if complete "$out"; then
   echo "$out"
   exit 0
@@ -52,6 +62,7 @@ if ! flock -n 9; then
   log "another build holds $cache/.build.lock; waiting"
   flock 9
 fi
+if complete "$out"; then lws_ensure "$out"; fi  #lws
 if complete "$out"; then
   echo "$out"
   exit 0
@@ -144,6 +155,8 @@ echo "# phases: $phases" >>"$tmp/BUILDINFO"
 rm -rf "$out"
 mv "$tmp" "$out"   # atomic: a killed build never leaves a half-filled cache dir
 log "done in $(( $(date +%s) - t0 ))s: $(du -sh "$out" | cut -f1) in $out"
+# LWS after the move: should its build fail, the binaries above stay cached.  #lws
+lws_ensure "$out"  #lws
 
 # Keep only the newest two bin-* dirs (plus nothing half-built from old keys),
 # but never one whose binaries are running (a cluster that is still up keeps

@@ -1151,7 +1151,7 @@ fn published_chart_declares_the_upstream_dependencies() {
         ),
         (
             "grove",
-            "v0.1.0-alpha.3",
+            "v0.1.0-alpha.6",
             "global.grove.install,grove.enabled",
         ),
         (
@@ -1168,6 +1168,8 @@ fn published_chart_declares_the_upstream_dependencies() {
         find("dynamo-operator")["repository"],
         "file://components/operator"
     );
+    // Grove as upstream 0.9.0 pins it (the project moved to the ai-dynamo organisation).
+    assert_eq!(find("grove")["repository"], "oci://ghcr.io/ai-dynamo/grove");
 }
 
 #[test]

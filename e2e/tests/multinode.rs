@@ -116,6 +116,15 @@ fn expected_launch(fixture: &str) -> (Vec<&'static str>, Vec<&'static str>) {
                 "--dist-init-addr $(LWS_LEADER_ADDRESS):29500 --nnodes 2 --node-rank $(LWS_WORKER_INDEX)",
             ],
         )
+    } else if fixture.starts_with("vllm-dsr1") {
+        // Data parallelism over the nodes (DP 16 on 8-GPU nodes); the recipe's own
+        // `--data-parallel-hybrid-lb` and `--data-parallel-size` are not added again.
+        (
+            vec![
+                "--data-parallel-size-local 8 --data-parallel-start-rank 0 --data-parallel-address $(LWS_LEADER_ADDRESS) --data-parallel-rpc-port 13445",
+            ],
+            vec!["--data-parallel-start-rank $(( 8 * $LWS_WORKER_INDEX ))"],
+        )
     } else if fixture.starts_with("vllm") {
         (
             vec![
@@ -147,6 +156,7 @@ async fn upstream_multinode_graphs_run_as_leader_worker_sets() {
         "trtllm-disagg-multinode",
         "sglang-dsr1-16gpu-multinode",
         "sglang-wideep-tep16p-dep16d",
+        "vllm-dsr1-hopper-16gpu",
     ] {
         let yaml = fixture(name);
         let (graphs, services) = multinode_services(&yaml);
@@ -200,6 +210,15 @@ async fn upstream_multinode_graphs_run_as_leader_worker_sets() {
                 if !worker_line.contains(want) {
                     failures.push(name);
                     writeln!(report, "      worker lacks: {want}").unwrap();
+                }
+            }
+            // A flag the recipe passes itself is not added again.
+            for flag in ["--data-parallel-hybrid-lb", "--dist-init-addr"] {
+                for (role, line) in [("leader", &leader_line), ("worker", &worker_line)] {
+                    if line.matches(flag).count() > 1 {
+                        failures.push(name);
+                        writeln!(report, "      {role} has {flag} twice").unwrap();
+                    }
                 }
             }
             // Only leaders serve: the component Service selects them.
@@ -323,4 +342,34 @@ async fn scaling_adds_and_removes_whole_groups() {
         },
     )
     .await;
+}
+
+#[test]
+fn every_fixture_names_its_upstream_source_and_is_listed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/upstream-multinode");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let yaml = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            yaml.starts_with("# Upstream: ai-dynamo/dynamo "),
+            "{name}: no upstream header"
+        );
+        assert!(
+            readme.contains(&format!("`{name}.yaml`")),
+            "{name}: not in README.md"
+        );
+        let (graphs, services) = multinode_services(&yaml);
+        assert!(
+            !graphs.is_empty() && !services.is_empty(),
+            "{name}: no multinode service"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 3, "only {seen} fixtures");
 }

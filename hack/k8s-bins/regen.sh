@@ -64,3 +64,24 @@ go mod edit -require="helm.sh/helm/v3@$HELM_VERSION" -require="sigs.k8s.io/kwok@
   -tool=helm.sh/helm/v3/cmd/helm -tool=sigs.k8s.io/kwok/cmd/kwok
 go mod tidy
 go list -m helm.sh/helm/v3 sigs.k8s.io/kwok k8s.io/client-go
+
+# The LeaderWorkerSet controller (lws-manager): a module of its own as well. Its
+# controller-runtime v0.20 does not compile against the control plane's client-go v0.36
+# (and would raise shared deps there), so it keeps upstream's dependency set.
+cd "$here/lws"
+rm -f go.mod go.sum
+go mod init e2e.invalid/k8sbins/lws
+upstream=$(go mod download -json "sigs.k8s.io/lws@$LWS_VERSION" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+# lws's own `go` line (as for ./tools); its go.mod has no godebug or replace lines.
+go mod edit -go="$(awk '$1=="go"{print $2; exit}' "$upstream")"
+go mod edit -require="sigs.k8s.io/lws@$LWS_VERSION" -tool=sigs.k8s.io/lws/cmd
+go mod tidy
+go list -m sigs.k8s.io/lws sigs.k8s.io/controller-runtime k8s.io/client-go
+drift=$(awk 'NR==FNR { if ($1 ~ /\./ && $2 ~ /^v/) up[$1]=$2; next }
+             ($1 in up) && up[$1] != $2 { print "  " $1, up[$1], "->", $2 }' \
+          "$upstream" <(go list -m -f '{{.Path}} {{.Version}}' all))
+if [[ -n $drift ]]; then echo "WARNING: deps differ from sigs.k8s.io/lws@$LWS_VERSION:" >&2; echo "$drift" >&2; fi
+# The listings above (-mod=mod) add go.sum lines for every go.mod in the graph; tidy again
+# so the committed go.sum is exactly tidy's (`go mod tidy -diff` stays clean).
+go mod tidy

@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, PostParams};
 use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
 
 use dynamo_api::labels::label;
 use dynamo_api::v1alpha1::DynamoComponentDeployment;

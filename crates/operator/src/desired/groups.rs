@@ -21,7 +21,7 @@ use dynamo_api::v1alpha1::{
 
 use super::backend::component_backend;
 use super::multinode::{Deployer, Multinode, Role, rewrite};
-use super::naming::{MAIN_CONTAINER, service_of};
+use super::naming::{MAIN_CONTAINER, exposed_name, service_of};
 use super::workload::child_metadata;
 use super::{BuildError, OperatorConfig};
 use crate::kinds::{
@@ -120,14 +120,17 @@ pub fn runs_mpi(dcd: &DynamoComponentDeployment) -> bool {
     )
 }
 
-/// The name of group `index` of component `component`.
+/// The name of group `index` of component `component`. LWS names a headless Service after it,
+/// so it carries no dots (see [`exposed_name`]).
 pub fn group_name(component: &str, index: i32) -> String {
-    format!("{component}-{index}")
+    format!("{}-{index}", exposed_name(component))
 }
 
 /// The group index of `name` if it is one of `component`'s group names.
 pub fn group_index(component: &str, name: &str) -> Option<i32> {
-    let index = name.strip_prefix(component)?.strip_prefix('-')?;
+    let index = name
+        .strip_prefix(exposed_name(component).as_str())?
+        .strip_prefix('-')?;
     // Only canonical numbers: "01" is not group 1 (and not ours).
     (!index.starts_with('+') && (index == "0" || !index.starts_with('0')))
         .then(|| index.parse().ok())

@@ -184,6 +184,9 @@ fn group_names_parse_only_as_written() {
     ] {
         assert_eq!(group_index("g-svc", name), expected, "{name}");
     }
+    // A service key with a dot (a valid component name) makes a DNS-1035 group name.
+    assert_eq!(group_name("g-qwen3-0.6b", 1), "g-qwen3-0-6b-1");
+    assert_eq!(group_index("g-qwen3-0.6b", "g-qwen3-0-6b-1"), Some(1));
 }
 
 #[test]
