@@ -52,7 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<Ending> {
     let client = client::bounded(config.clone(), &slots)?;
     let namespace = args.restricted_namespace();
     let mut operator_config = args.config();
-    operator_config.served = served::detect(&client).await?;
+    operator_config.served = served::detect(&client, namespace.as_deref()).await?;
     let (context, background) =
         Context::new(client.clone(), slots, operator_config, namespace.clone());
     let context = Arc::new(context);

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIGroupList;
-use kube::Client;
+use kube::api::ListParams;
+use kube::{Api, Client};
 
 use crate::desired::config::ServedApis;
+use crate::kinds::{LeaderWorkerSet, PodGroup};
 
 /// API groups (and the version the operator speaks) it looks for.
 pub const LEADER_WORKER_SET: (&str, &str) = ("leaderworkerset.x-k8s.io", "v1");
@@ -17,8 +19,53 @@ pub const VOLCANO: (&str, &str) = ("scheduling.volcano.sh", "v1beta1");
 /// would fail every multinode graph, so a transient error is retried, never guessed past.
 const ATTEMPTS: u32 = 5;
 
-/// The optional APIs `client`'s cluster serves.
-pub async fn detect(client: &Client) -> anyhow::Result<ServedApis> {
+/// The optional APIs `client`'s cluster serves and the operator may use in its scope
+/// (`namespace`, or every namespace): an API it may not list counts as absent, with a warning,
+/// so a Role that predates it costs its feature, not every graph (a watch it may not list
+/// would keep the caches from ever syncing).
+pub async fn detect(client: &Client, namespace: Option<&str>) -> anyhow::Result<ServedApis> {
+    let mut served = served_by_cluster(client).await?;
+    if served.leader_worker_set && !may_list::<LeaderWorkerSet>(client, namespace).await? {
+        tracing::warn!(
+            "LeaderWorkerSet is installed, but the operator may not list leaderworkersets here: multinode graphs fail until its role allows it"
+        );
+        served.leader_worker_set = false;
+    }
+    if served.volcano && !may_list::<PodGroup>(client, namespace).await? {
+        tracing::warn!(
+            "Volcano is installed, but the operator may not list podgroups here: multinode groups get no PodGroup"
+        );
+        served.volcano = false;
+    }
+    tracing::info!(
+        leader_worker_set = served.leader_worker_set,
+        volcano = served.volcano,
+        "optional APIs"
+    );
+    Ok(served)
+}
+
+/// Whether a list of `K` in the scope is allowed (one object at most is read).
+async fn may_list<K>(client: &Client, namespace: Option<&str>) -> anyhow::Result<bool>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(false),
+        Err(e) => Err(e).context("checking access to an optional API"),
+    }
+}
+
+/// The optional APIs the cluster serves.
+async fn served_by_cluster(client: &Client) -> anyhow::Result<ServedApis> {
     let mut delay = Duration::from_millis(500);
     let mut attempt = 1;
     let groups = loop {
@@ -33,13 +80,7 @@ pub async fn detect(client: &Client) -> anyhow::Result<ServedApis> {
             Err(e) => return Err(e).context("listing the API groups the cluster serves"),
         }
     };
-    let served = served_apis(&groups);
-    tracing::info!(
-        leader_worker_set = served.leader_worker_set,
-        volcano = served.volcano,
-        "optional APIs"
-    );
-    Ok(served)
+    Ok(served_apis(&groups))
 }
 
 /// What a discovery answer says is served.
