@@ -36,6 +36,7 @@
 #                        (Metadata level, JSON, one line per completed request) to
 #                        $state/logs/audit.log: who made which verb on which resource
 #   DYNAMO_E2E_LWS       0: no LeaderWorkerSet controller (default 1: lws-manager runs, see below)
+#   DYNAMO_E2E_GROVE     1: install Grove's CRDs (default 0: none; see below)
 #   DYNAMO_E2E_RUNTIME   the Dynamo runtime (output of hack/dynamo-runtime.sh); when set, pods
 #                        in namespaces whose name contains "serving" that run
 #                        `python3 -m dynamo.frontend` or `python3 -m dynamo.mocker` are run for
@@ -61,6 +62,13 @@
 # upstream, they fail closed: while lws-manager is down, LWS and LWS pod creation fail.
 # Log: $state/logs/lws-manager.log.
 #
+# Grove (DYNAMO_E2E_GROVE=1): only its CRDs, grove.io/v1alpha1 PodCliqueSet, PodClique and
+# PodCliqueScalingGroup, from github.com/ai-dynamo/grove/operator/api (GROVE_API_VERSION in
+# versions.env; grove-crds/*.yaml from hack/k8s-bins.sh), applied server-side after the API
+# server is ready; `up` waits until they are Established. Grove's operator does not run:
+# nothing acts on these objects unless a test runs a stand-in. Off by default, since an
+# operator that finds the grove.io API group takes the Grove pathway for multinode graphs.
+#
 # Storage: kube-controller-manager's host-path provisioner (a directory under
 # /tmp/hostpath_pv per volume, a path built into it; nothing mounts it, kwok
 # starts no containers) behind the default StorageClass `standard`, binding
@@ -82,6 +90,8 @@ node_name=kwok-node-0
 hostpath_root=/tmp/hostpath_pv
 # The LeaderWorkerSet controller (header): 1 = run it, 0 = not.
 lws=${DYNAMO_E2E_LWS:-1}
+# Grove's CRDs (header): 1 = install them, 0 = not.
+grove=${DYNAMO_E2E_GROVE:-0}
 
 log() { printf '[cluster %s %s] %s\n' "$name" "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -391,12 +401,19 @@ nodes_match() {
     END { exit !(seen == n && bad == 0) }' <<<"$listing"
 }
 
+# --- Grove's CRDs (see the header): the ones Dynamo creates or reads; k8s-bins/grove.sh copies
+# exactly these (grove-crds/grove.io_<plural>.yaml).
+grove_crds=(podcliquesets.grove.io podcliques.grove.io podcliquescalinggroups.grove.io)
+
 # --- LeaderWorkerSet controller (see the header)
 
 lws_crd=leaderworkersets.leaderworkerset.x-k8s.io
 
-crd_established() { # crd_established <name>
-  [[ $(kctl get crd "$1" -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}') == True ]]
+crd_established() { # crd_established <name>...: every one of them
+  local c
+  for c in "$@"; do
+    [[ $(kctl get crd "$c" -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}') == True ]] || return 1
+  done
 }
 
 lws_config() { # lws-manager's Configuration (decoded strictly: no unknown fields)
@@ -491,6 +508,7 @@ do_up() {
   nodes=$(count_from DYNAMO_E2E_NODES 4 100) || exit 2
   gpus_per_node=$(count_from DYNAMO_E2E_GPUS_PER_NODE 8 64) || exit 2
   [[ $lws == [01] ]] || die "DYNAMO_E2E_LWS must be 0 or 1, not '$lws'"
+  [[ $grove == [01] ]] || die "DYNAMO_E2E_GROVE must be 0 or 1, not '$grove'"
 
   if [[ -f $state/pids ]]; then
     local l comp pid st
@@ -514,6 +532,12 @@ do_up() {
   if ((lws)); then
     [[ -x $bin/lws-manager && -f $bin/lws-crd.yaml ]] ||
       die "lws-manager or lws-crd.yaml missing in $bin (run hack/k8s-bins.sh, or set DYNAMO_E2E_LWS=0)"
+  fi
+  if ((grove)); then
+    for b in "${grove_crds[@]}"; do
+      [[ -s $bin/grove-crds/grove.io_${b%%.*}.yaml ]] ||
+        die "Grove CRD $b missing: no $bin/grove-crds/grove.io_${b%%.*}.yaml (run hack/k8s-bins.sh, or unset DYNAMO_E2E_GROVE)"
+    done
   fi
 
   rm -rf "$state"
@@ -614,6 +638,12 @@ do_up() {
     kctl apply --server-side -f "$bin/lws-crd.yaml" </dev/null >"$state/lws-crd.out" 2>&1 &
     lws_crd_pid=$!
   fi
+  # Grove's CRDs (1.4 MB) likewise.
+  local grove_crd_pid
+  if ((grove)); then
+    kctl apply --server-side -f "$bin/grove-crds/" </dev/null >"$state/grove-crds.out" 2>&1 &
+    grove_crd_pid=$!
+  fi
 
   # --- controllers, scheduler, kwok (start together; they wait for each other)
   start kube-controller-manager kube-controller-manager \
@@ -680,6 +710,11 @@ do_up() {
       --zap-devel=false --zap-log-level=info
   fi
 
+  if ((grove)); then
+    wait "$grove_crd_pid" || fail kube-apiserver "could not apply the Grove CRDs: $(<"$state/grove-crds.out")"
+    wait_for kube-apiserver 30 "established: Grove CRDs (grove.io $GROVE_API_VERSION)" crd_established "${grove_crds[@]}"
+  fi
+
   # kcm/scheduler serve self-signed certs; -k is fine for a loopback health probe.
   wait_for kube-scheduler 60 healthy nsexec curl -fsSk "https://127.0.0.1:$P_SCHED/healthz"
   wait_for kube-controller-manager 60 healthy nsexec curl -fsSk "https://127.0.0.1:$P_KCM/healthz"
@@ -721,6 +756,7 @@ export DYNAMO_E2E_NODES=$nodes
 export DYNAMO_E2E_GPUS_PER_NODE=$gpus_per_node
 export DYNAMO_E2E_APISERVER=https://127.0.0.1:$P_API
 export DYNAMO_E2E_LWS=$lws
+export DYNAMO_E2E_GROVE=$grove
 export DYNAMO_E2E_RUNTIME=${DYNAMO_E2E_RUNTIME:-}
 EOF
   up_ok=1

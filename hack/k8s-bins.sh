@@ -3,6 +3,8 @@
 # kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, helm.
 # Plus lws-manager (the LeaderWorkerSet controller) and lws-crd.yaml, hard-linked  #lws
 # into the bin dir from a cache dir of their own (see k8s-bins/lws.sh).  #lws
+# Plus Grove's CRDs (grove-crds/*.yaml, for DYNAMO_E2E_GROVE=1), hard-linked the same way  #grove
+# from a cache dir of their own (see k8s-bins/grove.sh).  #grove
 #
 #   BIN=$(hack/k8s-bins.sh | tail -1)
 #
@@ -33,13 +35,16 @@ cache=${DYNAMO_E2E_CACHE:-$HOME/.cache/dynamo-e2e}
 # Lines ending in "#lws" (in this script and versions.env) are left out: they concern  #lws
 # only LWS, which has a cache dir and key of its own (k8s-bins/lws.sh), so adding or  #lws
 # bumping it never rebuilds the binaries above. Never tag a line that affects those.  #lws
+# Lines ending in "#grove" likewise (Grove's CRDs, k8s-bins/grove.sh).  #grove
 key=$(cat "$mod/go.mod" "$mod/go.sum" "$mod/tools/go.mod" "$mod/tools/go.sum" \
           "$mod/cmd/etcd/main.go" "$hack/versions.env" "${BASH_SOURCE[0]}" |
-      grep -v '[#]lws$' |  #lws
+      grep -vE '[#](lws|grove)$' |  #lws
       sha256sum | cut -c1-16)
 out="$cache/bin-$K8S_VERSION-$key"
 # shellcheck source-path=SCRIPTDIR source=k8s-bins/lws.sh  #lws
 source "$mod/lws.sh"  #lws
+# shellcheck source-path=SCRIPTDIR source=k8s-bins/grove.sh  #grove
+source "$mod/grove.sh"  #grove
 
 complete() {
   local b
@@ -48,7 +53,9 @@ complete() {
 }
 
 # A built bin dir: build LWS if needed and link it in (a no-op when it is there).  #lws
+# The same for Grove's CRDs.  #grove
 if complete "$out"; then lws_ensure "$out"; fi  #lws
+if complete "$out"; then grove_ensure "$out"; fi  #grove
 if complete "$out"; then
   echo "$out"
   exit 0
@@ -63,6 +70,7 @@ if ! flock -n 9; then
   flock 9
 fi
 if complete "$out"; then lws_ensure "$out"; fi  #lws
+if complete "$out"; then grove_ensure "$out"; fi  #grove
 if complete "$out"; then
   echo "$out"
   exit 0
@@ -157,6 +165,7 @@ mv "$tmp" "$out"   # atomic: a killed build never leaves a half-filled cache dir
 log "done in $(( $(date +%s) - t0 ))s: $(du -sh "$out" | cut -f1) in $out"
 # LWS after the move: should its build fail, the binaries above stay cached.  #lws
 lws_ensure "$out"  #lws
+grove_ensure "$out"  #grove
 
 # Keep only the newest two bin-* dirs (plus nothing half-built from old keys),
 # but never one whose binaries are running (a cluster that is still up keeps

@@ -10,7 +10,8 @@
 #    are not part of it at all.
 #  * LWS is built into $cache/lws-<version>-<key>, keyed by ./lws/go.{mod,sum}, this file,
 #    and all of versions.env and k8s-bins.sh (a change there may change how it is built:
-#    GOFLAGS, the Go toolchain pin), under its own lock.
+#    GOFLAGS, the Go toolchain pin) but the lines ending in "#grove" (Grove's CRDs, see
+#    k8s-bins/grove.sh: they do not affect LWS), under its own lock.
 #  * lws-manager and lws-crd.yaml are then hard-linked into the bin dir, so users keep
 #    passing one dir around (DYNAMO_E2E_BIN) and a pruned LWS dir never breaks a bin dir.
 #    "Up to date" = the bin dir's files ARE this key's files (same inode), a stat per run.
@@ -18,7 +19,7 @@
 # DYNAMO_E2E_LWS=0 skips LWS entirely (then hack/cluster.sh needs DYNAMO_E2E_LWS=0 too).
 
 lws_key=$(cat "$mod/lws/go.mod" "$mod/lws/go.sum" "$mod/lws.sh" "$hack/versions.env" \
-              "$hack/k8s-bins.sh" | sha256sum | cut -c1-16)
+              "$hack/k8s-bins.sh" | grep -v '[#]grove$' | sha256sum | cut -c1-16)
 lws_out="$cache/lws-$LWS_VERSION-$lws_key"
 lws_files=(lws-manager lws-crd.yaml)
 

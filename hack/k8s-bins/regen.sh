@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate go.mod/go.sum of this wrapper module from hack/versions.env.
+# Regenerate go.mod/go.sum of this wrapper module and of ./tools, ./lws and ./grove from
+# hack/versions.env.
 # Run only when a pin changes; the result (go.mod, go.sum) is committed.
 # Why a wrapper: k8s.io/kubernetes requires its staging modules at v0.0.0 and
 # replaces them with ./staging paths, so `go install ...@v1.x` is refused. We
@@ -11,6 +12,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../versions.env"
 export GOTOOLCHAIN GOFLAGS=-mod=mod CGO_ENABLED=0
 cd "$here"
+
+# ./grove has Go source: without its own go.mod it would be part of this module (tidy would
+# then pull Grove in). It is committed; this only covers a first run.
+[[ -f grove/go.mod ]] || echo "module e2e.invalid/k8sbins/grove" >grove/go.mod
 
 rm -f go.mod go.sum
 go mod init e2e.invalid/k8sbins   # never published; any path works
@@ -85,3 +90,17 @@ if [[ -n $drift ]]; then echo "WARNING: deps differ from sigs.k8s.io/lws@$LWS_VE
 # The listings above (-mod=mod) add go.sum lines for every go.mod in the graph; tidy again
 # so the committed go.sum is exactly tidy's (`go mod tidy -diff` stays clean).
 go mod tidy
+
+# Grove's CRDs (k8s-bins/grove.sh copies them out of the module; nothing is compiled). crds.go
+# imports the package that embeds them, so tidy keeps the requirement. go.mod is overwritten,
+# never removed first (see the top: crds.go must never become part of the parent module).
+cd "$here/grove"
+echo "module e2e.invalid/k8sbins/grove" >go.mod
+rm -f go.sum
+upstream=$(go mod download -json "github.com/ai-dynamo/grove/operator/api@$GROVE_API_VERSION" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+go mod edit -go="$(awk '$1=="go"{print $2; exit}' "$upstream")"
+go mod edit -require="github.com/ai-dynamo/grove/operator/api@$GROVE_API_VERSION"
+go mod tidy
+go list -m github.com/ai-dynamo/grove/operator/api
+go mod tidy   # as for ./lws: the listing must not leave extra go.sum lines
