@@ -329,6 +329,36 @@ async fn scaling_adds_and_removes_whole_groups() {
     )
     .await;
 
+    // A spec change rolls the groups: the graph is Ready again only once every pod of the
+    // changed service runs the new spec (LWS reports no observedGeneration, so its status
+    // right after the change is the old spec's).
+    graph_api
+        .patch(
+            "vllm-disagg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"services": {"decode": {"envs": [{"name": "ROLLOUT_MARK", "value": "2"}]}}}})),
+        )
+        .await
+        .unwrap();
+    let ready = wait_ready(&namespace, &graphs, READY_WITHIN).await;
+    assert!(
+        matches!(ready, Outcome::Ready(_)),
+        "after the change: {ready:?}"
+    );
+    let (leader, worker) = group_pods(&namespace, "vllm-disagg-decode-0").await;
+    for pod in [&leader, &worker] {
+        let marked = main_container(pod)
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "ROLLOUT_MARK" && e.value.as_deref() == Some("2"));
+        assert!(
+            marked,
+            "graph Ready while pod {:?} runs the old spec",
+            pod.metadata.name
+        );
+    }
+
     graph_api
         .delete("vllm-disagg", &Default::default())
         .await

@@ -167,7 +167,9 @@ impl Applier {
         };
         match api.delete(&object.name_any(), &params).await {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            // Gone already; or (409, the uid precondition failed) gone and made anew under the
+            // same name, by this operator from a newer view than the cache's.
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -15,6 +15,7 @@ use crate::backoff::{Backoff, Policy};
 use crate::caches::{Caches, Writers};
 use crate::client::Slots;
 use crate::desired::config::OperatorConfig;
+use crate::desired::groups::ChangedGroups;
 use crate::events::{Events, Note, Publisher};
 use crate::metrics::Metrics;
 
@@ -33,6 +34,8 @@ pub struct Context {
     pub scope: Scope,
     /// Consecutive failures of each failing object, for its retry delay.
     pub backoff: Backoff,
+    /// Multinode groups whose status still shows the spec before the operator's change.
+    pub changed_groups: ChangedGroups,
 }
 
 /// What only runs once beside the context: the cache writers (the watches consume them) and
@@ -65,6 +68,7 @@ impl Context {
             },
             namespace,
             backoff: Backoff::new(Policy::default()),
+            changed_groups: ChangedGroups::default(),
         };
         (context, Background { writers, publisher })
     }

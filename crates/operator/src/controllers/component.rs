@@ -350,8 +350,22 @@ async fn sync_groups(
         }
         let live = cached(&context.caches.leader_worker_sets, namespace, &name)
             .filter(|_| !removed.contains(&name));
-        let (set, change) = context.applier.ensure(&sets, &set, live.as_ref()).await?;
+        let (mut set, change) = context.applier.ensure(&sets, &set, live.as_ref()).await?;
         announce(context, component, "LeaderWorkerSet", &name, change);
+        let key = format!("{namespace}/{name}");
+        let generation = |s: &LeaderWorkerSet| s.metadata.generation.unwrap_or(0);
+        let version = set.resource_version().unwrap_or_default();
+        if change == Change::Updated
+            && live
+                .as_ref()
+                .is_some_and(|l| generation(&set) > generation(l))
+        {
+            context.changed_groups.changed(key.clone(), version.clone());
+        }
+        if context.changed_groups.awaits_controller(&key, &version) {
+            // Its status is the old spec's (LWS reports no observedGeneration).
+            set.status = None;
+        }
         applied.push(set);
     }
     Ok(applied)

@@ -6,8 +6,9 @@
 //! a copy that exists (the user's own, or an earlier one) is never overwritten.
 
 use crate::desired::naming::service_of;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -20,9 +21,27 @@ use super::reconcile::Error;
 use crate::context::Context;
 use crate::desired::groups::runs_mpi;
 
-/// Namespaces known to hold the Secret, so a converged graph reads nothing.
+/// Namespaces seen holding the Secret, and when: a converged graph reads nothing for
+/// [`RECHECK`], then looks again (the namespace, or the copy, may have been deleted and made
+/// anew since).
 #[derive(Default)]
-pub struct Replicated(Mutex<HashSet<String>>);
+pub struct Replicated(Mutex<HashMap<String, Instant>>);
+
+/// How long a namespace seen holding the Secret is trusted to still hold it.
+const RECHECK: Duration = Duration::from_secs(600);
+
+impl Replicated {
+    fn holds(&self, namespace: &str) -> bool {
+        let seen = self.0.lock().unwrap();
+        seen.get(namespace).is_some_and(|at| at.elapsed() < RECHECK)
+    }
+
+    fn saw(&self, namespace: &str) {
+        let mut seen = self.0.lock().unwrap();
+        seen.retain(|_, at| at.elapsed() < RECHECK);
+        seen.insert(namespace.to_owned(), Instant::now());
+    }
+}
 
 /// Makes sure the Secret is in `namespace` if one of `components` runs mpirun; the message
 /// saying why it cannot be, if so.
@@ -35,19 +54,29 @@ pub async fn ensure_mpi_secret(
     let Some(component) = components.iter().find(|c| runs_mpi(c)) else {
         return Ok(None);
     };
-    if replicated.0.lock().unwrap().contains(namespace) {
+    if replicated.holds(namespace) {
         return Ok(None);
     }
     let service = service_of(component);
     let Some(source) = &context.config.mpi_ssh_secret else {
         return Ok(Some(format!(
-            "service {service} runs TRT-LLM on several nodes, which needs mpirun's SSH key Secret; the operator was started without --mpi-run-ssh-secret-name"
+            "service {service} runs TRT-LLM on several nodes, which needs mpirun's SSH key Secret; the operator was started without --mpi-run-ssh-secret-name (or without its namespace: --mpi-run-ssh-secret-namespace, else POD_NAMESPACE)"
         )));
     };
     let target: Api<Secret> = Api::namespaced(context.client.clone(), namespace);
     if target.get_opt(&source.name).await?.is_none() {
         let origin: Api<Secret> = Api::namespaced(context.client.clone(), &source.namespace);
-        let Some(original) = origin.get_opt(&source.name).await? else {
+        let original = match origin.get_opt(&source.name).await {
+            Ok(original) => original,
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                return Ok(Some(format!(
+                    "service {service} runs TRT-LLM on several nodes, which needs mpirun's SSH key Secret {}/{}; the operator's role may not read it",
+                    source.namespace, source.name
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(original) = original else {
             return Ok(Some(format!(
                 "service {service} runs TRT-LLM on several nodes, which needs mpirun's SSH key Secret {}/{} (--mpi-run-ssh-secret-name); it does not exist",
                 source.namespace, source.name
@@ -80,6 +109,6 @@ pub async fn ensure_mpi_secret(
             Err(e) => return Err(e.into()),
         }
     }
-    replicated.0.lock().unwrap().insert(namespace.to_owned());
+    replicated.saw(namespace);
     Ok(None)
 }

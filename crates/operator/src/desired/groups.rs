@@ -241,6 +241,33 @@ pub fn is_stale(dcd: &DynamoComponentDeployment, live: &LeaderWorkerSet) -> bool
     }
 }
 
+/// LeaderWorkerSets whose spec the operator changed, until their controller writes again:
+/// LWS reports no `observedGeneration`, so until then the status (ready, updated, `Available`)
+/// is the old spec's, and the group must not count as ready.
+#[derive(Default)]
+pub struct ChangedGroups(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl ChangedGroups {
+    /// The operator's write of group `key` left it at `resource_version`.
+    pub fn changed(&self, key: String, resource_version: String) {
+        self.0.lock().unwrap().insert(key, resource_version);
+    }
+
+    /// Whether the status of group `key` at `resource_version` predates the operator's last
+    /// change (nobody has written it since); a later version ends the wait.
+    pub fn awaits_controller(&self, key: &str, resource_version: &str) -> bool {
+        let mut changed = self.0.lock().unwrap();
+        match changed.get(key) {
+            Some(written) if written == resource_version => true,
+            Some(_) => {
+                changed.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
 /// A group is ready when its replicas are ready and updated and LWS says it is `Available`.
 pub fn is_group_ready(group: &LeaderWorkerSet) -> bool {
     let desired = group.spec.replicas.unwrap_or(1);

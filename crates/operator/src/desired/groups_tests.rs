@@ -341,3 +341,17 @@ fn mpirun_runs_in_trtllm_multinode_components_only() {
         Some("my-ssh")
     );
 }
+
+#[test]
+fn a_changed_group_waits_until_its_controller_writes_again() {
+    let changed = ChangedGroups::default();
+    assert!(!changed.awaits_controller("ns/g-svc-0", "5"));
+    changed.changed("ns/g-svc-0".into(), "7".into());
+    // The write's own version (the cache, or the patch response): the old spec's status.
+    assert!(changed.awaits_controller("ns/g-svc-0", "7"));
+    assert!(changed.awaits_controller("ns/g-svc-0", "7"));
+    assert!(!changed.awaits_controller("ns/g-svc-1", "7"));
+    // LWS wrote its status for the new spec: from now on the status counts.
+    assert!(!changed.awaits_controller("ns/g-svc-0", "8"));
+    assert!(!changed.awaits_controller("ns/g-svc-0", "7"));
+}
