@@ -37,12 +37,10 @@ pub fn desired_components(
     dgd: &DynamoGraphDeployment,
     config: &OperatorConfig,
 ) -> Result<Vec<DynamoComponentDeployment>, BuildError> {
-    let owner = controller_ref(dgd)?;
-    let namespace = namespace_of(dgd)?;
-    let graph = dgd.name_any();
-    let services = dgd.spec.services.clone().unwrap_or_default();
+    let services = dgd.spec.services.as_ref();
     if let Some((service, node_count)) = services
-        .iter()
+        .into_iter()
+        .flatten()
         .map(|(name, spec)| (name, spec.node_count()))
         .find(|(_, nodes)| *nodes >= 2)
         .filter(|_| !config.served.leader_worker_set)
@@ -52,6 +50,20 @@ pub fn desired_components(
             node_count,
         });
     }
+    graph_components(dgd, config)
+}
+
+/// The DynamoComponentDeployments of [`desired_components`], whatever orchestrator runs the
+/// multinode services: the graph-level pathway (Grove) builds its pods from them, without
+/// applying them.
+pub fn graph_components(
+    dgd: &DynamoGraphDeployment,
+    config: &OperatorConfig,
+) -> Result<Vec<DynamoComponentDeployment>, BuildError> {
+    let owner = controller_ref(dgd)?;
+    let namespace = namespace_of(dgd)?;
+    let graph = dgd.name_any();
+    let services = dgd.spec.services.clone().unwrap_or_default();
     let graph_envs = dgd.spec.envs.as_deref().unwrap_or_default();
     let graph_annotations = dgd.annotations();
 

@@ -43,6 +43,27 @@ pub fn role_templates(
     base: &PodTemplateSpec,
     config: &OperatorConfig,
 ) -> Result<(PodTemplateSpec, PodTemplateSpec), BuildError> {
+    let (_, mut leader, mut worker) = rewrite_roles(dcd, base, config, Deployer::LeaderWorkerSet)?;
+    for (template, role) in [(&mut leader, "leader"), (&mut worker, "worker")] {
+        template
+            .metadata
+            .get_or_insert_default()
+            .labels
+            .get_or_insert_default()
+            .insert(label::ROLE.to_owned(), role.to_owned());
+    }
+    Ok((leader, worker))
+}
+
+/// The backend of a multinode component and its leader and worker pod templates under
+/// `deployer`: `base` with the backend's launch rewritten for each role (see
+/// [`super::multinode`]). Fails when the backend is unknown (the launch cannot be rewritten).
+pub fn rewrite_roles(
+    dcd: &DynamoComponentDeployment,
+    base: &PodTemplateSpec,
+    config: &OperatorConfig,
+    deployer: Deployer<'_>,
+) -> Result<(BackendFramework, PodTemplateSpec, PodTemplateSpec), BuildError> {
     let spec = &dcd.spec.shared;
     let nodes = spec.node_count();
     let service = service_of(dcd);
@@ -70,23 +91,13 @@ pub fn role_templates(
         let multinode = Multinode {
             nodes,
             role,
-            deployer: Deployer::LeaderWorkerSet,
+            deployer,
             mpi_ssh_secret: secret,
         };
         rewrite(pod, backend, spec.resources.as_deref(), &multinode)?;
-        let role = match role {
-            Role::Leader => "leader",
-            Role::Worker => "worker",
-        };
-        template
-            .metadata
-            .get_or_insert_default()
-            .labels
-            .get_or_insert_default()
-            .insert(label::ROLE.to_owned(), role.to_owned());
         Ok(template)
     };
-    Ok((template(Role::Leader)?, template(Role::Worker)?))
+    Ok((backend, template(Role::Leader)?, template(Role::Worker)?))
 }
 
 /// Whether a component runs mpirun over SSH: TRT-LLM on several nodes.

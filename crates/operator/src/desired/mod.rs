@@ -8,6 +8,8 @@
 //!   (defaults per component type from [`defaults`], user overrides applied by [`merge`],
 //!   resources and volumes from [`resources`] and [`volumes`]).
 //! - [`backend`]: the inference backend a worker runs (its command line, else the graph's).
+//! - [`grove`]: DynamoGraphDeployment → one Grove PodCliqueSet (the graph-level pathway), and
+//!   each service's readiness from Grove's PodClique or PodCliqueScalingGroup.
 //! - [`workload`]: DynamoComponentDeployment → Deployment, Service, Ingress, Istio VirtualService,
 //!   and the Deployment readiness rule.
 //! - [`rbac`], [`pvc`], [`model`]: the discovery identity, the graph's claims, base-model
@@ -22,6 +24,7 @@ pub mod defaults;
 pub mod diagnosis;
 pub mod graph;
 pub mod groups;
+pub mod grove;
 pub mod merge;
 pub mod model;
 pub mod multinode;
@@ -96,6 +99,40 @@ pub enum BuildError {
     /// A TRT-LLM service spans several nodes and the operator has no SSH key Secret for mpirun.
     #[error("TRT-LLM multinode needs the SSH key Secret of mpirun; set --mpi-run-ssh-secret-name")]
     MpiSshSecretUnset,
+    /// A graph or service name Grove would put in pod host names is no DNS label.
+    #[error(
+        "{what}: {name:?} is no DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit), but Grove puts it in the host names of graph {graph}'s pods"
+    )]
+    GroveInvalidName {
+        what: String,
+        name: String,
+        graph: String,
+    },
+    /// Grove's webhook limits the names its pod names are made of to 45 characters.
+    #[error(
+        "service {service}: Grove names its pods from {parts}, {length} characters, over Grove's limit of 45; shorten the graph or service name"
+    )]
+    GroveNameTooLong {
+        service: String,
+        parts: String,
+        length: usize,
+    },
+    /// Grove's webhook refuses pod specs that place their pods themselves.
+    #[error(
+        "service {service}: Grove does not allow extraPodSpec.podSpec.{field} (it places the pods itself)"
+    )]
+    GroveForbiddenPodField {
+        service: String,
+        field: &'static str,
+    },
+    /// Two services would make Grove cliques of one name.
+    #[error("services {} and {} both make the Grove clique {name:?}", services[0], services[1])]
+    GroveDuplicateClique { name: String, services: [String; 2] },
+    /// Grove's webhook wants one scheduler for all pods of a graph.
+    #[error(
+        "Grove runs all pods of a graph with one scheduler, but the services use several: {schedulers}"
+    )]
+    GroveSchedulers { schedulers: String },
 }
 
 impl BuildError {
@@ -111,6 +148,11 @@ impl BuildError {
             Self::BackendMismatch { .. } => "BackendFrameworkMismatch",
             Self::AmbiguousBackend { .. } => "AmbiguousBackendFramework",
             Self::MpiSshSecretUnset => "MpiSshSecretUnset",
+            Self::GroveInvalidName { .. } => "GroveInvalidName",
+            Self::GroveNameTooLong { .. } => "GroveNameTooLong",
+            Self::GroveForbiddenPodField { .. } => "GroveForbiddenPodField",
+            Self::GroveDuplicateClique { .. } => "GroveDuplicateClique",
+            Self::GroveSchedulers { .. } => "GroveSchedulerMismatch",
         }
     }
 }
