@@ -205,6 +205,44 @@ fn cluster_wide_rbac_is_cluster_scoped_and_marked() {
     );
 }
 
+#[test]
+fn grove_and_kai_rights_follow_the_scope() {
+    let grove = |role: &Value| {
+        grants_all(role, "grove.io", "podcliquesets", ALL);
+        for resource in ["podcliques", "podcliquescalinggroups"] {
+            grants_all(role, "grove.io", resource, READ);
+            grants_all(
+                role,
+                "grove.io",
+                &format!("{resource}/scale"),
+                &["get", "update", "patch"],
+            );
+        }
+        // Grove's objects are Grove's to change: only their replicas, through /scale.
+        let grants = grants(role);
+        for (group, resource, verb) in &grants {
+            if group == "grove.io" && resource == "podcliques" {
+                assert!(READ.contains(&verb.as_str()), "{verb} on podcliques");
+            }
+        }
+    };
+    let r = render(&[]);
+    let cluster = r.expect("ClusterRole", &format!("{FULL}-manager-role"));
+    grove(cluster);
+    grants_all(cluster, "scheduling.run.ai", "queues", &["get", "list"]);
+    let r = set(&["dynamo-operator.namespaceRestriction.enabled=true"]);
+    let restricted = r.expect("Role", &format!("{FULL}-manager-role"));
+    grove(restricted);
+    // Queues are cluster-scoped: a Role cannot grant them (the operator leaves KAI out there).
+    assert!(
+        !grants(restricted)
+            .iter()
+            .any(|(group, _, _)| group == "scheduling.run.ai"),
+        "{:?}",
+        grants(restricted)
+    );
+}
+
 /// The rules of a Role or ClusterRole as (apiGroup, resource, verb) triples.
 fn grants(role: &Value) -> Vec<(String, String, String)> {
     let mut grants = Vec::new();

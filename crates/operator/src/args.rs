@@ -140,8 +140,8 @@ pub struct CompatArgs {
     /// Validation runs in the separate dynamo-webhook.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_webhooks: bool,
-    /// Termination delay of Grove PodCliqueSets (this release runs multinode services on
-    /// LeaderWorkerSet, not Grove).
+    /// Termination delay of Grove PodCliqueSets: how long Grove keeps a gang below its
+    /// `minAvailable` before it terminates it (`0s` leaves it to Grove's default).
     #[arg(long, default_value = "15m", value_parser = dynamo_common::parse_duration)]
     pub grove_termination_delay: Duration,
     /// Image of the debugger of debug modes (not part of this release).
@@ -237,6 +237,7 @@ impl Args {
             restricted_security_context: components.enable_restricted_security_context,
             served: Default::default(),
             mpi_ssh_secret: self.mpi_ssh_secret(),
+            grove_termination_delay: self.compat.grove_termination_delay,
             workload_roles: match self.restricted_namespace() {
                 // The chart creates the planner and EPP identities of a restricted install.
                 Some(_) => None,
@@ -382,6 +383,18 @@ mod tests {
         assert_eq!(
             args.compat.grove_termination_delay,
             Duration::from_secs(5400)
+        );
+        assert_eq!(
+            args.config().grove_termination_delay,
+            Duration::from_secs(5400),
+            "the Grove pathway reads it"
+        );
+        assert_eq!(
+            Args::parse_from(["dynamo-operator"])
+                .config()
+                .grove_termination_delay,
+            Duration::from_secs(15 * 60),
+            "upstream's default"
         );
         assert_eq!(args.compat.log_level(), Some("debug"));
         let ignored = args.compat.ignored();

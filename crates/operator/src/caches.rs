@@ -30,7 +30,7 @@ use crate::compact::Compact;
 use crate::context::Context;
 use crate::desired::config::ServedApis;
 use crate::index::{Index, by_controller, by_selector};
-use crate::kinds::{LeaderWorkerSet, PodGroup};
+use crate::kinds::{LeaderWorkerSet, PodClique, PodCliqueScalingGroup, PodCliqueSet, PodGroup};
 
 /// Objects labelled with the graph they belong to: every child the operator makes.
 pub fn owned() -> watcher::Config {
@@ -75,12 +75,16 @@ macro_rules! declare_caches {
         optional {
             $($(#[$opt_doc:meta])* $opt:ident: $opt_kind:ty = $opt_selector:ident if $served:ident,)*
         }
+        graph_optional {
+            $($(#[$gopt_doc:meta])* $gopt:ident: $gopt_kind:ty where $gserved:ident,)*
+        }
     ) => {
         /// Watch caches of the objects the controllers read (reconciles read memory, not the API).
         pub struct Caches {
             $($(#[$doc])* pub $cache: Store<Compact<$kind>>,)*
             $($(#[$child_doc])* pub $child: Store<Compact<$child_kind>>,)*
             $($(#[$opt_doc])* pub $opt: Store<Compact<$opt_kind>>,)*
+            $($(#[$gopt_doc])* pub $gopt: Store<Compact<$gopt_kind>>,)*
             /// A component's pods, by its name (see [`crate::index::by_selector`]).
             pub pods_by_component: Index,
             /// A graph's components, by the graph's uid.
@@ -94,6 +98,14 @@ macro_rules! declare_caches {
         pub struct Writers {
             $(pub $cache: Writer<Compact<$kind>>,)*
             pub children: ChildWriters,
+            /// The writers of the optional kinds the graph controller watches itself (see
+            /// [`crate::watches`]).
+            pub graph: GraphWriters,
+        }
+
+        /// The writers of the optional kinds a graph's own pathway makes or reads.
+        pub struct GraphWriters {
+            $(pub $gopt: Writer<Compact<$gopt_kind>>,)*
         }
 
         /// The writers of the kinds a component owns.
@@ -107,10 +119,12 @@ macro_rules! declare_caches {
                 $(let $cache = reflector::store();)*
                 $(let $child = reflector::store();)*
                 $(let $opt = reflector::store();)*
+                $(let $gopt = reflector::store();)*
                 let caches = Caches {
                     $($cache: $cache.0,)*
                     $($child: $child.0,)*
                     $($opt: $opt.0,)*
+                    $($gopt: $gopt.0,)*
                     pods_by_component: Index::new(by_selector),
                     components_by_graph: Index::new(by_controller),
                     synced: AtomicBool::new(false),
@@ -118,6 +132,7 @@ macro_rules! declare_caches {
                 let writers = Writers {
                     $($cache: $cache.1,)*
                     children: ChildWriters { $($child: $child.1,)* $($opt: $opt.1,)* },
+                    graph: GraphWriters { $($gopt: $gopt.1,)* },
                 };
                 (caches, writers)
             }
@@ -128,6 +143,7 @@ macro_rules! declare_caches {
                 $(store_synced(&self.$cache).await &&)*
                 $(store_synced(&self.$child).await &&)*
                 $((!served.$served || store_synced(&self.$opt).await) &&)*
+                $((!served.$gserved || store_synced(&self.$gopt).await) &&)*
                 true
             }
         }
@@ -199,6 +215,16 @@ declare_caches! {
         leader_worker_sets: LeaderWorkerSet = owned if leader_worker_set,
         /// The gang of each group, under Volcano.
         pod_groups: PodGroup = owned if volcano,
+    }
+    // Watched by the graph controller (see `crate::watches`), when the cluster serves them.
+    graph_optional {
+        /// A graph's PodCliqueSet on the Grove pathway (the builder puts no labels on it: every
+        /// one in scope is watched).
+        pod_clique_sets: PodCliqueSet where grove,
+        /// The PodCliques Grove makes (they carry the graph's label from the clique template).
+        pod_cliques: PodClique where grove,
+        /// The scaling groups Grove makes (Grove's labels only: every one in scope).
+        scaling_groups: PodCliqueScalingGroup where grove,
     }
 }
 

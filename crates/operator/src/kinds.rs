@@ -1,8 +1,9 @@
 //! Other projects' kinds the operator creates, typed with the fields it sets or reads (the
 //! rest of a live object is ignored): LeaderWorkerSet (`sigs.k8s.io/lws` v0.6), Volcano's
 //! PodGroup (`volcano.sh/apis` v1beta1) and Grove's PodCliqueSet, PodClique and
-//! PodCliqueScalingGroup (`grove.io/v1alpha1`, Grove API v0.1.0-alpha.6). Their CRDs belong to
-//! those projects; nothing here is installed.
+//! PodCliqueScalingGroup (`grove.io/v1alpha1`, Grove API v0.1.0-alpha.6), and KAI's Queue
+//! (`scheduling.run.ai/v2`, read only). Their CRDs belong to those projects; nothing here is
+//! installed.
 
 use std::collections::BTreeMap;
 
@@ -285,3 +286,14 @@ pub struct PodCliqueScalingGroupStatus {
     #[serde(default)]
     pub updated_replicas: i32,
 }
+
+/// KAI's scheduling queue (`scheduling.run.ai/v2`, cluster-scoped): only its existence is
+/// read, so of the spec nothing is typed.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "scheduling.run.ai",
+    version = "v2",
+    kind = "Queue",
+    schema = "disabled"
+)]
+pub struct QueueSpec {}

@@ -19,15 +19,17 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt};
 
 use crate::caches::{
-    all, by_model, component_accounts, component_pods, lean_stream, lean_stream_with,
-    managed_identities,
+    GraphWriters, all, by_model, component_accounts, component_pods, decoded, lean_stream,
+    lean_stream_with, managed_identities, owned,
 };
 use crate::compact::Compact;
 use crate::context::{Background, Context};
 use crate::controllers::graph::Graphs;
 use crate::controllers::reconcile::error_policy;
 use crate::controllers::{component, graph, model, scaling};
+use crate::desired::grove::{graph_of_clique, graph_of_scaling_group};
 use crate::desired::model::model_hash;
+use crate::kinds::{PodClique, PodCliqueScalingGroup};
 
 /// Bounded parallel reconciles (memory stays flat with many objects; API latency, not CPU,
 /// limits a reconcile, so 64 run at once) and a short debounce, so a burst of child status
@@ -137,8 +139,13 @@ pub async fn run(
         .for_each(|_| async {});
 
     let graphs = lean_stream(context.scoped(), all(), writers.graphs).applied_objects();
-    let graph_controller = Controller::for_stream(graphs, caches.graphs.clone())
-        .reconcile_on(owner_changes)
+    let mut graph_controller =
+        Controller::for_stream(graphs, caches.graphs.clone()).reconcile_on(owner_changes);
+    // A kind the cluster does not serve is not watched (its store stays empty).
+    if context.config.served.grove {
+        graph_controller = grove_watches(graph_controller, &context, writers.graph);
+    }
+    let graph_controller = graph_controller
         .with_config(controller_config())
         .graceful_shutdown_on(shutdown.clone())
         .run(
@@ -206,6 +213,44 @@ pub async fn run(
         claims,
         identities
     );
+}
+
+/// The Grove pathway's watches on the graph controller: a graph's PodCliqueSet (its owner
+/// reference), the PodCliques Grove makes (their graph label, copied from the clique
+/// template), and the scaling groups (their PodCliqueSet, named after the graph). A PodClique
+/// keeps only its replica count and status in the cache.
+fn grove_watches(
+    controller: Controller<Compact<DynamoGraphDeployment>>,
+    context: &Context,
+    writers: GraphWriters,
+) -> Controller<Compact<DynamoGraphDeployment>> {
+    let GraphWriters {
+        pod_clique_sets,
+        pod_cliques,
+        scaling_groups,
+    } = writers;
+    let sets = lean_stream(context.scoped(), all(), pod_clique_sets).touched_objects();
+    let cliques = lean_stream_with(
+        context.scoped(),
+        owned(),
+        pod_cliques,
+        |clique: &mut Compact<PodClique>| clique.strip(&["spec.podSpec", "metadata.annotations"]),
+    )
+    .touched_objects();
+    let groups = lean_stream(context.scoped(), all(), scaling_groups).touched_objects();
+    controller
+        .owns_stream(sets)
+        .watches_stream(cliques, |clique: Compact<PodClique>| {
+            let namespace = clique.namespace()?;
+            // The routing labels of a cached object leave out the graph label: decode it.
+            let clique = decoded(&clique)?;
+            let graph = graph_of_clique(clique.labels())?;
+            Some(ObjectRef::new(graph).within(&namespace))
+        })
+        .watches_stream(groups, |group: Compact<PodCliqueScalingGroup>| {
+            let graph = graph_of_scaling_group(group.owner_references())?;
+            Some(ObjectRef::new(graph).within(&group.namespace()?))
+        })
 }
 
 /// Watches the operator's identity objects of one kind into their cache; a change (a hand

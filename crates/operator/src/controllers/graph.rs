@@ -1,6 +1,6 @@
-//! DynamoGraphDeployment: one DynamoComponentDeployment per service, top-level PVCs, the
-//! discovery identity, the MPI SSH Secret of TRT-LLM multinode services, and the status
-//! aggregated from the components.
+//! DynamoGraphDeployment: one DynamoComponentDeployment per service (or, on Grove, one
+//! PodCliqueSet: see [`super::grove`]), top-level PVCs, the discovery identity, the MPI SSH
+//! Secret of TRT-LLM multinode services, and the status aggregated from the components.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ use crate::compact::Compact;
 use crate::context::Context;
 use crate::desired::config::DiscoveryBackend;
 use crate::desired::graph::desired_components;
+use crate::desired::grove::grove_pathway;
 use crate::desired::pvc::{ClaimPlan, claim_plan};
 use crate::desired::restart::{RestartPlan, component_rollout, plan_restart, stamp_restarts};
 use crate::desired::scaling::{Scaling, desired_adapters, scaling};
@@ -37,7 +38,7 @@ use dynamo_api::validation::Validate;
 
 const KIND: &str = "DynamoGraphDeployment";
 /// Periodic resync that also catches drift no watch reports.
-const RESYNC: Duration = Duration::from_secs(300);
+pub(super) const RESYNC: Duration = Duration::from_secs(300);
 
 /// The graph controller: the shared context and what only this controller remembers.
 pub struct Graphs {
@@ -61,6 +62,12 @@ impl Graphs {
             foreign: Foreign::default(),
             mpi: Replicated::default(),
         }
+    }
+}
+
+impl Graphs {
+    pub(super) fn context(&self) -> &Context {
+        &self.context
     }
 }
 
@@ -128,6 +135,9 @@ async fn converge(
         }
         return Ok(Action::await_change());
     }
+    if grove_pathway(context.config.served.grove, graph.annotations()) {
+        return super::grove::converge(graph, namespace, graphs, &api).await;
+    }
     let desired = match desired_components(graph, &context.config) {
         Ok(desired) => desired,
         Err(e) => {
@@ -136,19 +146,14 @@ async fn converge(
             return Ok(Action::await_change());
         }
     };
-    if let Some(message) = ensure_pvcs(graph, namespace, context).await? {
-        fail(graph, &api, context, message).await?;
-        return Ok(Action::requeue(Duration::from_secs(30)));
+    if let Some(action) = prepare_graph(graph, namespace, graphs, &desired).await? {
+        return Ok(action);
     }
-    if let Some(message) = ensure_mpi_secret(&desired, namespace, context, &graphs.mpi).await? {
-        fail(graph, &api, context, message).await?;
-        return Ok(Action::requeue(Duration::from_secs(30)));
-    }
-
     let uid = graph.uid().unwrap_or_default();
-    ensure_identities(graph, namespace, context, &graphs.foreign).await?;
-
-    sync_adapters(graph, namespace, graphs, &uid).await?;
+    if context.config.served.grove {
+        // Off Grove now: its PodCliqueSet and the Services it owned go first.
+        super::grove::leave(graph, namespace, context).await?;
+    }
     let existing = owned_components(context, namespace, &uid);
     let mut desired = desired;
     let restart = restart_step(graph, &desired, &existing);
@@ -176,6 +181,31 @@ async fn converge(
     } else {
         Duration::from_secs(60)
     }))
+}
+
+/// What every pathway needs before the graph's workloads: its claims, the MPI SSH Secret, the
+/// identities and the scaling adapters. `Some` when the graph cannot go on (its status says
+/// why): come back after that long.
+pub(super) async fn prepare_graph(
+    graph: &DynamoGraphDeployment,
+    namespace: &str,
+    graphs: &Graphs,
+    components: &[DynamoComponentDeployment],
+) -> Result<Option<Action>, Error> {
+    let context = graphs.context.as_ref();
+    let api: Api<DynamoGraphDeployment> = Api::namespaced(context.client.clone(), namespace);
+    if let Some(message) = ensure_pvcs(graph, namespace, context).await? {
+        fail(graph, &api, context, message).await?;
+        return Ok(Some(Action::requeue(Duration::from_secs(30))));
+    }
+    if let Some(message) = ensure_mpi_secret(components, namespace, context, &graphs.mpi).await? {
+        fail(graph, &api, context, message).await?;
+        return Ok(Some(Action::requeue(Duration::from_secs(30))));
+    }
+    let uid = graph.uid().unwrap_or_default();
+    ensure_identities(graph, namespace, context, &graphs.foreign).await?;
+    sync_adapters(graph, namespace, graphs, &uid).await?;
+    Ok(None)
 }
 
 /// Creates the adapters of services with `scalingAdapter.enabled` (an adapter that exists keeps
@@ -238,7 +268,7 @@ const KIND_OF_ADAPTER: &str = "DynamoGraphDeploymentScalingAdapter";
 
 /// The graph's components as the component controller's cache holds them, by name (no API
 /// calls).
-fn owned_components(
+pub(super) fn owned_components(
     context: &Context,
     namespace: &str,
     uid: &str,
@@ -340,7 +370,7 @@ async fn ensure_identities(
 }
 
 /// A graph that cannot be reconciled: a Warning event and `failed` with the reason.
-async fn fail(
+pub(super) async fn fail(
     graph: &DynamoGraphDeployment,
     api: &Api<DynamoGraphDeployment>,
     context: &Context,

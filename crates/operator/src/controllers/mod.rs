@@ -3,6 +3,7 @@
 
 pub mod component;
 pub mod graph;
+pub mod grove;
 pub mod identities;
 pub mod model;
 pub mod mpi_secret;

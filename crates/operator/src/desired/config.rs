@@ -80,6 +80,9 @@ pub struct OperatorConfig {
     /// `--mpi-run-ssh-secret-name|namespace`: the SSH key pair of TRT-LLM multinode workers,
     /// copied into each namespace that runs one.
     pub mpi_ssh_secret: Option<SecretRef>,
+    /// `--grove-termination-delay`: how long Grove keeps a gang below its `minAvailable`
+    /// (zero leaves it to Grove's default).
+    pub grove_termination_delay: std::time::Duration,
 }
 
 /// Optional APIs the cluster serves, each in the version the operator speaks.
@@ -89,6 +92,12 @@ pub struct ServedApis {
     pub leader_worker_set: bool,
     /// `scheduling.volcano.sh/v1beta1`: each multinode group gets a gang-scheduling PodGroup.
     pub volcano: bool,
+    /// `grove.io/v1alpha1` (PodCliqueSet, PodClique, PodCliqueScalingGroup): a graph runs as
+    /// one Grove PodCliqueSet unless its `nvidia.com/enable-grove` annotation is `false`.
+    pub grove: bool,
+    /// `scheduling.run.ai/v2` (KAI's cluster-scoped Queue): on the Grove pathway, pods are
+    /// scheduled by KAI from the graph's queue.
+    pub kai: bool,
 }
 
 /// A Secret by namespace and name.

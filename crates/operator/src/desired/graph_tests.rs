@@ -218,7 +218,7 @@ fn multinode_services_need_the_leader_worker_set_api() {
     let served = OperatorConfig {
         served: crate::desired::config::ServedApis {
             leader_worker_set: true,
-            volcano: false,
+            ..Default::default()
         },
         ..Default::default()
     };

@@ -9,7 +9,7 @@ fn lws_config() -> OperatorConfig {
     OperatorConfig {
         served: ServedApis {
             leader_worker_set: true,
-            volcano: false,
+            ..Default::default()
         },
         ..Default::default()
     }

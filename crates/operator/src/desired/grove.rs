@@ -38,20 +38,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{PodSpec, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
 use dynamo_api::labels::{graph_annotation, label, operator_annotation};
 use dynamo_api::v1alpha1::{
     BackendFramework, ComponentKind, DynamoComponentDeployment, DynamoGraphDeployment,
-    ServiceReplicaStatus,
+    DynamoGraphDeploymentStatus, ServiceReplicaStatus,
 };
 
 use super::groups::rewrite_roles;
 use super::multinode::Deployer;
 use super::naming::service_of;
 use super::pod::{ComponentService, pod_template};
+use super::restart::ServiceRollout;
+use super::status::graph_readiness;
+use super::workload;
 use super::{BuildError, OperatorConfig, controller_ref, namespace_of};
 use crate::kinds::{
     CliqueStartupType, HeadlessServiceConfig, PodClique, PodCliqueScalingGroup,
@@ -654,6 +659,236 @@ pub fn not_ready_message(services: &BTreeMap<String, ServiceReadiness>) -> Optio
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
+/// The kinds Grove makes of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroveKind {
+    /// A single-node service's PodClique.
+    PodClique,
+    /// A multinode service's PodCliqueScalingGroup.
+    ScalingGroup,
+}
+
+impl GroveKind {
+    /// What Grove makes of `component`'s service.
+    pub fn of(component: &DynamoComponentDeployment) -> Self {
+        if component.spec.shared.node_count() >= 2 {
+            GroveKind::ScalingGroup
+        } else {
+            GroveKind::PodClique
+        }
+    }
+
+    /// The prefix of upstream's not-ready reasons.
+    fn prefix(self) -> &'static str {
+        match self {
+            GroveKind::PodClique => "podclique",
+            GroveKind::ScalingGroup => "pcsg",
+        }
+    }
+}
+
+/// The readiness of each service of a graph (by service name), from what Grove made of it:
+/// `clique(name)` and `group(name)` give the live PodClique or PodCliqueScalingGroup of that
+/// name, if any.
+pub fn services_readiness<'a>(
+    graph: &str,
+    components: &[DynamoComponentDeployment],
+    clique: impl Fn(&str) -> Option<&'a PodClique>,
+    group: impl Fn(&str) -> Option<&'a PodCliqueScalingGroup>,
+) -> BTreeMap<String, ServiceReadiness> {
+    components
+        .iter()
+        .map(|component| {
+            let service = service_of(component);
+            let name = workload_name(graph, &service);
+            let workload = match GroveKind::of(component) {
+                GroveKind::PodClique => GroveWorkload::PodClique(clique(&name)),
+                GroveKind::ScalingGroup => GroveWorkload::ScalingGroup(group(&name)),
+            };
+            let readiness = service_ready(graph, &service, workload);
+            (service, readiness)
+        })
+        .collect()
+}
+
+/// One write of a scale subresource: Grove's `kind` `name` (of `service`) from `from` to
+/// `replicas`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleStep {
+    pub service: String,
+    pub kind: GroveKind,
+    pub name: String,
+    pub from: i32,
+    pub replicas: i32,
+}
+
+/// The scale writes that bring Grove's objects to the services' replicas (upstream's
+/// `reconcileGroveScaling`: Grove applies template replicas only when it creates an object).
+/// `live(kind, name)` gives the live object's `spec.replicas`. A service without `replicas`
+/// (or a negative count) is skipped, as is one whose object Grove has not made yet (the next
+/// reconcile, woken by its creation, scales it).
+pub fn scale_steps(
+    graph: &str,
+    components: &[DynamoComponentDeployment],
+    live: impl Fn(GroveKind, &str) -> Option<i32>,
+) -> Vec<ScaleStep> {
+    components
+        .iter()
+        .filter_map(|component| {
+            let replicas = component.spec.shared.replicas.filter(|r| *r >= 0)?;
+            let service = service_of(component);
+            let kind = GroveKind::of(component);
+            let name = workload_name(graph, &service);
+            let from = live(kind, &name)?;
+            (from != replicas).then_some(ScaleStep {
+                service,
+                kind,
+                name,
+                from,
+                replicas,
+            })
+        })
+        .collect()
+}
+
+/// A service scaled in this reconcile is not ready, whatever its object said before the
+/// write (upstream judges readiness first and can report a graph ready at its old size).
+pub fn mark_scaling(readiness: &mut BTreeMap<String, ServiceReadiness>, steps: &[ScaleStep]) {
+    for step in steps {
+        if let Some(service) = readiness.get_mut(&step.service) {
+            service.ready = false;
+            service.reason = Some(format!(
+                "{}/{}: scaling: desired={}, was={}",
+                step.kind.prefix(),
+                step.name,
+                step.replicas,
+                step.from
+            ));
+        }
+    }
+}
+
+/// The graph's status on the Grove pathway, as upstream's `checkResourcesReadiness` over the
+/// one PodCliqueSet resource: `successful` once every service is ready, else `pending` with
+/// `Resources not ready: <graph>: <reasons>`; `status.services` from each service's workload.
+pub fn grove_graph_status(
+    graph: &DynamoGraphDeployment,
+    readiness: &BTreeMap<String, ServiceReadiness>,
+) -> DynamoGraphDeploymentStatus {
+    let services = readiness
+        .iter()
+        .map(|(service, r)| (service.clone(), r.status.clone()))
+        .collect();
+    let message = not_ready_message(readiness)
+        .map(|reasons| format!("Resources not ready: {}: {reasons}", graph.name_any()));
+    graph_readiness(graph, services, message)
+}
+
+/// Where each service's rolling restart stands on the Grove pathway (upstream's
+/// `getExistingRestartAnnotationsPCS` and `getUpdatedInProgressForGrove`): its `restartAt` is
+/// the live PodCliqueSet's, and it has rolled out when Grove has processed the PodCliqueSet's
+/// latest spec and the service is ready. Grove reports no stalled rollout.
+pub fn grove_rollouts(
+    live: Option<&PodCliqueSet>,
+    readiness: &BTreeMap<String, ServiceReadiness>,
+) -> BTreeMap<String, ServiceRollout> {
+    let restart_at = live.map(live_restart_at).unwrap_or_default();
+    let processed = live.is_some_and(|live| {
+        let observed = live.status.as_ref().and_then(|s| s.observed_generation);
+        observed.is_some_and(|observed| observed >= live.metadata.generation.unwrap_or(0))
+    });
+    readiness
+        .iter()
+        .map(|(service, r)| {
+            let rollout = ServiceRollout {
+                restart_at: restart_at.get(service).cloned(),
+                rolled_out: processed && r.ready,
+                stalled: false,
+            };
+            (service.clone(), rollout)
+        })
+        .collect()
+}
+
+/// A component's Service and Ingress on the Grove pathway: the component pathway's (same
+/// names, labels, ports, hosts), owned by the graph (`owner`), the Service selecting all of
+/// the component's pods by `nvidia.com/selector` (Grove's leader and worker pods carry the same
+/// labels, so a multinode Service selects both, as upstream's does).
+pub fn grove_exposure(
+    component: &DynamoComponentDeployment,
+    owner: &OwnerReference,
+    config: &OperatorConfig,
+) -> (Option<Service>, Option<Ingress>) {
+    let owned = |metadata: &mut ObjectMeta| metadata.owner_references = Some(vec![owner.clone()]);
+    let service = workload::service(component, config).map(|mut service| {
+        owned(&mut service.metadata);
+        if let Some(spec) = service.spec.as_mut() {
+            spec.selector = Some(BTreeMap::from([(
+                label::SELECTOR.to_owned(),
+                component.name_any(),
+            )]));
+        }
+        service
+    });
+    let ingress = workload::ingress(component, config).map(|mut ingress| {
+        owned(&mut ingress.metadata);
+        ingress
+    });
+    (service, ingress)
+}
+
+/// What to do with a live object the graph means to apply under the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Takeover {
+    /// No controller, or the graph: apply over it.
+    Apply,
+    /// A DynamoComponentDeployment's (the graph's component before it moved to Grove, being
+    /// deleted): delete it first (two controllers would make the API server refuse the apply).
+    Replace,
+    /// Someone else's: leave it, and the graph without it.
+    Foreign,
+}
+
+/// How the graph (`graph_uid`) takes over a live object with `owners`.
+pub fn takeover(owners: &[OwnerReference], graph_uid: &str) -> Takeover {
+    match owners.iter().find(|o| o.controller == Some(true)) {
+        None => Takeover::Apply,
+        Some(owner) if owner.uid == graph_uid => Takeover::Apply,
+        Some(owner) if owner.kind == "DynamoComponentDeployment" => Takeover::Replace,
+        Some(_) => Takeover::Foreign,
+    }
+}
+
+/// The graph a PodClique belongs to: its `nvidia.com/dynamo-graph-deployment-name` label
+/// (Grove copies the clique template's labels onto it).
+pub fn graph_of_clique(labels: &BTreeMap<String, String>) -> Option<&str> {
+    labels
+        .get(label::GRAPH_DEPLOYMENT_NAME)
+        .map(String::as_str)
+        .filter(|name| !name.is_empty())
+}
+
+/// The graph a PodCliqueScalingGroup belongs to: its controller, a PodCliqueSet, is named
+/// after the graph (Grove puts only its own labels on the group).
+pub fn graph_of_scaling_group(owners: &[OwnerReference]) -> Option<&str> {
+    owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .filter(|o| o.kind == "PodCliqueSet" && o.api_version.starts_with("grove.io/"))
+        .map(|o| o.name.as_str())
+}
+
+/// Why a graph cannot use KAI queue `queue`: it does not exist (upstream's words).
+pub fn missing_queue(queue: &str) -> String {
+    format!(
+        "failed to determine kai-scheduler queue: kai-scheduler queue validation failed: queue '{queue}' not found in cluster. Ensure the queue exists before using kai-scheduler"
+    )
+}
+
 #[cfg(test)]
 #[path = "grove_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "grove_wiring_tests.rs"]
+mod wiring_tests;

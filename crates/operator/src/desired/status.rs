@@ -135,6 +135,30 @@ pub fn graph_status(
     }
 }
 
+/// A graph whose services' readiness was judged elsewhere (the Grove pathway): `successful`
+/// and `Ready` when `not_ready` is `None`, else `pending` with that message; `services` as
+/// `status.services`.
+pub fn graph_readiness(
+    graph: &DynamoGraphDeployment,
+    services: BTreeMap<String, ServiceReplicaStatus>,
+    not_ready: Option<String>,
+) -> DynamoGraphDeploymentStatus {
+    let (state, verdict) = match not_ready {
+        None => (
+            SUCCESSFUL,
+            Verdict::new(true, "all_resources_are_ready", "All resources are ready"),
+        ),
+        Some(message) => (
+            PENDING,
+            Verdict::new(false, "some_resources_are_not_ready", message),
+        ),
+    };
+    DynamoGraphDeploymentStatus {
+        services: Some(services),
+        ..graph_verdict(graph, state, verdict)
+    }
+}
+
 /// A graph that cannot be reconciled: `failed`, not `Ready`, with the reason.
 pub fn graph_failed(graph: &DynamoGraphDeployment, message: String) -> DynamoGraphDeploymentStatus {
     graph_verdict(
