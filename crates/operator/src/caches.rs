@@ -5,6 +5,10 @@
 //! routes a child's change to its owners) and its part of the cache-sync readiness. Adding a
 //! child kind is one line here, its builder, one sync call in the component controller and
 //! the chart's RBAC.
+//!
+//! `graph_optional` kinds are the Grove pathway's: watched by the graph controller itself
+//! (their changes route to graphs in their own ways, see [`crate::watches`]) when the cluster
+//! serves them.
 
 use std::hash::Hash;
 use std::sync::atomic::AtomicBool;

@@ -12,10 +12,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dynamo_api::v1alpha1::{DynamoComponentDeployment, DynamoGraphDeployment, RestartPhase};
+use dynamo_api::v1alpha1::{
+    ComponentType, DynamoComponentDeployment, DynamoGraphDeployment, RestartPhase,
+};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -32,12 +35,13 @@ use crate::desired::controller_ref;
 use crate::desired::graph::graph_components;
 use crate::desired::grove::{
     GroveKind, GroveSettings, ScaleStep, Takeover, grove_exposure, grove_graph_status,
-    grove_rollouts, kai_queue_name, mark_scaling, missing_queue, pod_clique_set, refused_update,
-    scale_steps, services_readiness, takeover,
+    grove_rollouts, grove_virtual_service, kai_queue_name, mark_scaling, missing_queue,
+    pod_clique_set, refused_update, scale_steps, services_readiness, takeover,
 };
 use crate::desired::naming::exposed_name;
 use crate::desired::restart::{plan_restart, stamp_restarts};
 use crate::desired::status::SUCCESSFUL;
+use crate::desired::workload::virtual_service_resource;
 use crate::kinds::{PodClique, PodCliqueScalingGroup, PodCliqueSet, Queue};
 
 const KIND_OF_SET: &str = "PodCliqueSet";
@@ -209,7 +213,7 @@ async fn remove_components(
     Ok(())
 }
 
-/// Each service's Service and Ingress, owned by the graph.
+/// Each service's Service and Ingress (and a frontend's VirtualService), owned by the graph.
 async fn sync_exposure(
     graph: &DynamoGraphDeployment,
     namespace: &str,
@@ -234,6 +238,63 @@ async fn sync_exposure(
         sync_owned(graph, context, &services, &name, live, service).await?;
         let live = cached(&caches.ingresses, namespace, &name);
         sync_owned(graph, context, &ingresses, &name, live, ingress).await?;
+        if component.spec.shared.component_type() == Some(ComponentType::Frontend) {
+            sync_virtual_service(graph, namespace, context, component, &owner).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A frontend's VirtualService, owned by the graph: applied when wanted, deleted (if the
+/// graph's) when not. Looked up only when wanted or an Istio gateway is configured.
+async fn sync_virtual_service(
+    graph: &DynamoGraphDeployment,
+    namespace: &str,
+    context: &Context,
+    component: &DynamoComponentDeployment,
+    owner: &OwnerReference,
+) -> Result<(), Error> {
+    let desired = grove_virtual_service(component, owner, &context.config);
+    if desired.is_none() && context.config.virtual_service_gateway().is_none() {
+        return Ok(());
+    }
+    let resource = virtual_service_resource();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(context.client.clone(), namespace, &resource);
+    let name = exposed_name(&component.name_any());
+    let live = match api.get_opt(&name).await {
+        Ok(live) => live,
+        // No VirtualService API (Istio not installed) and nothing wanted: nothing to do.
+        Err(kube::Error::Api(status)) if status.code == 404 && desired.is_none() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let uid = graph.uid().unwrap_or_default();
+    match desired {
+        Some(desired) => {
+            let live = match live {
+                Some(live) => match takeover(live.owner_references(), &uid) {
+                    Takeover::Apply => Some(live),
+                    Takeover::Replace => {
+                        context.applier.delete(&api, &live).await?;
+                        None
+                    }
+                    Takeover::Foreign => return Ok(()),
+                },
+                None => None,
+            };
+            let (_, change) = context
+                .applier
+                .ensure(&api, &desired, live.as_ref())
+                .await?;
+            announce(context, graph, "VirtualService", &name, change);
+        }
+        None => {
+            if let Some(live) = live.filter(|live| owned_by(live, &uid)) {
+                context.applier.delete(&api, &live).await?;
+                let note = format!("Deleted VirtualService {name}");
+                context.normal(graph, "DeleteVirtualService", note);
+            }
+        }
     }
     Ok(())
 }

@@ -837,6 +837,18 @@ pub fn grove_exposure(
     (service, ingress)
 }
 
+/// A frontend's Istio VirtualService on the Grove pathway: the component pathway's, owned by the
+/// graph (`owner`); `None` when none is wanted.
+pub fn grove_virtual_service(
+    component: &DynamoComponentDeployment,
+    owner: &OwnerReference,
+    config: &OperatorConfig,
+) -> Option<kube::api::DynamicObject> {
+    let mut object = workload::virtual_service(component, config)?;
+    object.metadata.owner_references = Some(vec![owner.clone()]);
+    Some(object)
+}
+
 /// What to do with a live object the graph means to apply under the same name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Takeover {

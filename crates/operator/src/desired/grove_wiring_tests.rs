@@ -376,6 +376,26 @@ fn services_and_ingresses_are_the_graphs_and_select_every_pod_of_the_service() {
             None => assert_ne!(service, "Frontend"),
         }
     }
+    // An Istio gateway gives the frontend a VirtualService of the graph's.
+    let istio = OperatorConfig {
+        istio_virtual_service_gateway: Some("istio-system/gw".into()),
+        ..Default::default()
+    };
+    let components = graph_components(&dgd, &istio).unwrap();
+    let routed: Vec<(String, Vec<OwnerReference>)> = components
+        .iter()
+        .filter_map(|c| {
+            let object = grove_virtual_service(c, &owner, &istio)?;
+            Some((object.metadata.name?, object.metadata.owner_references?))
+        })
+        .collect();
+    assert_eq!(routed, [("g-frontend".to_owned(), vec![owner.clone()])]);
+    assert!(
+        components
+            .iter()
+            .all(|c| grove_virtual_service(c, &owner, &OperatorConfig::default()).is_none()),
+        "no gateway, no VirtualService"
+    );
     // Under etcd discovery only the frontend has a Service.
     let etcd = OperatorConfig {
         discovery_backend: crate::desired::config::DiscoveryBackend::Etcd,
