@@ -132,9 +132,17 @@ async fn aggregated_graph_serves_scales_and_heals() {
         .await
         .unwrap();
     let deleted = Instant::now();
-    let mut answered = 0;
+    let (mut answered, mut unavailable) = (0, 0);
     while deleted.elapsed() < Duration::from_secs(5) {
-        let (text, _) = chat(&mut http, "still there?").await;
+        // Until the frontend sees the worker go, a request routed to it is answered 503
+        // (upstream's router); a client's retry then reaches the other worker.
+        let text = loop {
+            match try_chat(&mut http, "still there?").await {
+                Ok(text) => break text,
+                Err(503) if unavailable < 3 => unavailable += 1,
+                Err(status) => panic!("chat completion while a worker went: HTTP {status}"),
+            }
+        };
         assert!(!text.is_empty());
         answered += 1;
     }
@@ -144,8 +152,8 @@ async fn aggregated_graph_serves_scales_and_heals() {
         "the deleted pod's metadata is gone: {workers:?}"
     );
     eprintln!(
-        "serving (mocker-agg): {answered} completions answered while worker {gone} went; \
-         replacement registered {:.1?} after the delete",
+        "serving (mocker-agg): {answered} completions answered while worker {gone} went \
+         ({unavailable} retried after a 503); replacement registered {:.1?} after the delete",
         deleted.elapsed()
     );
 
@@ -254,6 +262,27 @@ async fn wait_for_model(frontend: SocketAddr) {
         },
     )
     .await;
+}
+
+/// A chat completion's text, or the HTTP status that was not 200.
+async fn try_chat(http: &mut HttpClient, prompt: &str) -> Result<String, u16> {
+    let request = json!({
+        "model": MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": 16,
+    });
+    let response = http
+        .post_json("/v1/chat/completions", &request)
+        .await
+        .unwrap_or_else(|e| panic!("chat completion: {e:#}"));
+    if response.status != 200 {
+        return Err(response.status);
+    }
+    let body = response.json().unwrap();
+    Ok(body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {body}"))
+        .to_owned())
 }
 
 /// A chat completion; its text and usage.
