@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dynamo_api::v1alpha1::{
     DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentScalingAdapter,
-    RestartPhase,
+    DynamoGraphDeploymentStatus, RestartPhase,
 };
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -159,7 +159,19 @@ async fn converge(
     let restart = restart_step(graph, &desired, &existing);
     stamp_restarts(&mut desired, &restart);
     let applied = sync_components(graph, namespace, context, desired, existing).await?;
-    let mut status = graph_status(graph, &applied);
+    let status = graph_status(graph, &applied);
+    write_graph_status(graph, &api, context, status, restart).await
+}
+
+/// Writes a graph's status (with the restart step) and says when to look again: at once while
+/// a restart was only recorded, at the resync when ready, within a minute otherwise.
+pub(super) async fn write_graph_status(
+    graph: &DynamoGraphDeployment,
+    api: &Api<DynamoGraphDeployment>,
+    context: &Context,
+    mut status: DynamoGraphDeploymentStatus,
+    restart: RestartPlan,
+) -> Result<Action, Error> {
     let restart_pending = restart
         .status
         .as_ref()
@@ -168,7 +180,7 @@ async fn converge(
     let ready = status.state.as_deref() == Some(SUCCESSFUL);
     let write = context
         .applier
-        .write_status(&api, graph, graph.status.as_ref(), &status, Pace::Aggregate)
+        .write_status(api, graph, graph.status.as_ref(), &status, Pace::Aggregate)
         .await?;
     if let StatusWrite::Deferred(after) = write {
         return Ok(Action::requeue(after));

@@ -12,9 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dynamo_api::v1alpha1::{
-    ComponentType, DynamoComponentDeployment, DynamoGraphDeployment, RestartPhase,
-};
+use dynamo_api::v1alpha1::{ComponentType, DynamoComponentDeployment, DynamoGraphDeployment};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -25,9 +23,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::component::announce;
-use super::graph::{Graphs, RESYNC, fail, prepare_graph};
+use super::graph::{Graphs, fail, prepare_graph, write_graph_status};
 use super::reconcile::Error;
-use crate::apply::{FIELD_MANAGER, Pace, StatusWrite, owned_by};
+use crate::apply::{FIELD_MANAGER, owned_by};
 use crate::caches::{cached, decoded};
 use crate::compact::Compact;
 use crate::context::Context;
@@ -40,7 +38,6 @@ use crate::desired::grove::{
 };
 use crate::desired::naming::exposed_name;
 use crate::desired::restart::{plan_restart, stamp_restarts};
-use crate::desired::status::SUCCESSFUL;
 use crate::desired::workload::virtual_service_resource;
 use crate::kinds::{PodClique, PodCliqueScalingGroup, PodCliqueSet, Queue};
 
@@ -162,27 +159,8 @@ pub(super) async fn converge(
     let scaled = scale(graph, namespace, context, steps).await?;
     mark_scaling(&mut readiness, &scaled);
 
-    let mut status = grove_graph_status(graph, &readiness);
-    let restart_pending = restart
-        .status
-        .as_ref()
-        .is_some_and(|r| r.phase == Some(RestartPhase::Pending));
-    status.restart = restart.status;
-    let ready = status.state.as_deref() == Some(SUCCESSFUL);
-    let write = context
-        .applier
-        .write_status(api, graph, graph.status.as_ref(), &status, Pace::Aggregate)
-        .await?;
-    if let StatusWrite::Deferred(after) = write {
-        return Ok(Action::requeue(after));
-    }
-    Ok(Action::requeue(if restart_pending {
-        Duration::from_secs(1)
-    } else if ready {
-        RESYNC
-    } else {
-        Duration::from_secs(60)
-    }))
+    let status = grove_graph_status(graph, &readiness);
+    write_graph_status(graph, api, context, status, restart).await
 }
 
 /// `<graph>-0-<lower(service)>` of `component`.
