@@ -10,11 +10,12 @@
 //! [`manifests`] writes graph manifests, [`ports`] hands out free ports, [`chart`] renders the
 //! Helm chart, [`platform`] installs it with helm (one cluster-wide install shared by the
 //! tests of a binary, or a release of a test's own), [`certificates`] plants and reads
-//! webhook certificates.
+//! webhook certificates, [`grove`] installs Grove's CRDs and plays Grove's part.
 
 pub mod certificates;
 pub mod chart;
 pub mod graphs;
+pub mod grove;
 pub mod http;
 pub mod manifests;
 pub mod operator;
