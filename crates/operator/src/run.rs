@@ -49,7 +49,13 @@ pub async fn run(args: Args) -> anyhow::Result<Ending> {
         .await
         .context("connecting to the Kubernetes API")?;
     let slots = client::Slots::default();
-    let client = client::bounded(config.clone(), &slots)?;
+    // With an election, nothing is written before the lease is won, nor after it lapses.
+    let fence = if args.election.leader_elect {
+        client::WriteFence::closed()
+    } else {
+        client::WriteFence::open()
+    };
+    let client = client::bounded(config.clone(), &slots, &fence)?;
     let namespace = args.restricted_namespace();
     let mut operator_config = args.config();
     operator_config.served = served::detect(&client, namespace.as_deref()).await?;
@@ -59,8 +65,15 @@ pub async fn run(args: Args) -> anyhow::Result<Ending> {
     let (stop, stopped) = watch::channel(false);
     let (ready, probes) = Probes::new(context.clone());
 
-    serve_admin(&args, client.clone(), probes.clone(), stopped.clone()).await?;
-    let elector = match elect(&args, client::direct(config)?, &probes).await? {
+    // Metrics authentication (token and access reviews) is served by standbys too: unfenced.
+    serve_admin(
+        &args,
+        client::direct(config.clone())?,
+        probes.clone(),
+        stopped.clone(),
+    )
+    .await?;
+    let elector = match elect(&args, client::direct(config)?, &probes, fence).await? {
         Election::Alone => None,
         Election::Won(elector) => Some(elector),
         Election::Stopped => {
@@ -126,7 +139,12 @@ enum Election {
 }
 
 /// With `--leader-elect`, waits as a (ready) standby until this process leads.
-async fn elect(args: &Args, client: Client, probes: &Probes) -> anyhow::Result<Election> {
+async fn elect(
+    args: &Args,
+    client: Client,
+    probes: &Probes,
+    fence: client::WriteFence,
+) -> anyhow::Result<Election> {
     let election = &args.election;
     if !election.leader_elect {
         return Ok(Election::Alone);
@@ -142,6 +160,7 @@ async fn elect(args: &Args, client: Client, probes: &Probes) -> anyhow::Result<E
         &election.leader_election_id,
         leader::identity(),
         timing,
+        fence,
     ));
     probes.standby.store(true, Ordering::Relaxed);
     tokio::select! {

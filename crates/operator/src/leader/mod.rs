@@ -16,12 +16,16 @@ use k8s_openapi::jiff::Timestamp;
 
 pub use decide::{Decision, Timing, claimed, decide};
 
+use crate::client::WriteFence;
+
 /// Runs the election for one Lease.
 pub struct Elector {
     api: kube::Api<Lease>,
     name: String,
     identity: String,
     timing: Timing,
+    /// Opened to the renew deadline after each won round, closed when leadership is lost.
+    fence: WriteFence,
 }
 
 /// Leadership could not be renewed before the deadline; the caller must stop writing.
@@ -36,12 +40,14 @@ impl Elector {
         name: &str,
         identity: String,
         timing: Timing,
+        fence: WriteFence,
     ) -> Self {
         Elector {
             api: kube::Api::namespaced(client, namespace),
             name: name.to_owned(),
             identity,
             timing,
+            fence,
         }
     }
 
@@ -53,6 +59,9 @@ impl Elector {
     /// afterwards. A lost race (conflict, already exists) is a plain `false`.
     async fn round(&self) -> kube::Result<bool> {
         use kube::api::{ObjectMeta, PostParams};
+        // The lease is surely ours until the renew deadline after the round began: the
+        // renewal time we write is no earlier than this.
+        let attempt = Instant::now();
         let current = self.api.get_opt(&self.name).await?;
         let now = Timestamp::now();
         let decision = decide(current.as_ref(), &self.identity, now);
@@ -86,7 +95,10 @@ impl Elector {
             }
         };
         match result {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.fence.open_until(attempt + self.timing.renew_deadline);
+                Ok(true)
+            }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
             Err(e) => Err(e),
         }
@@ -135,6 +147,12 @@ impl Elector {
     /// attempt may take only what is left of the deadline, so this returns at the deadline at
     /// the latest, before the lease can expire for the others.
     pub async fn keep(&self) -> Lost {
+        let lost = self.renew_until_lost().await;
+        self.fence.close();
+        lost
+    }
+
+    async fn renew_until_lost(&self) -> Lost {
         let deadline = self.timing.renew_deadline;
         let mut renewed = Instant::now();
         loop {
@@ -208,4 +226,87 @@ pub fn identity() -> String {
         .or_else(|_| std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()))
         .unwrap_or_else(|_| "unknown".into());
     format!("{host}_{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper::{Method, Request, Response};
+
+    use super::{Elector, Timing};
+    use crate::client::WriteFence;
+
+    /// An API server that has no lease, takes the first claim, and then never answers again
+    /// (the leader is cut off, or frozen, after winning).
+    fn answers_once() -> kube::Client {
+        let claimed = Arc::new(AtomicBool::new(false));
+        let service = tower::service_fn(move |request: Request<kube::client::Body>| {
+            let claimed = claimed.clone();
+            async move {
+                if claimed.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                let (status, body) = if request.method() == Method::POST {
+                    claimed.store(true, Ordering::SeqCst);
+                    let body = request.into_body().collect().await?.to_bytes();
+                    (201, body)
+                } else {
+                    let missing = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#;
+                    (404, Bytes::from_static(missing.as_bytes()))
+                };
+                Ok::<_, tower::BoxError>(
+                    Response::builder()
+                        .status(status)
+                        .body(Full::new(body))
+                        .unwrap(),
+                )
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    #[tokio::test]
+    async fn writes_pass_only_until_the_renew_deadline_after_the_last_renewal() {
+        let timing = Timing {
+            lease_duration: Duration::from_millis(900),
+            renew_deadline: Duration::from_millis(600),
+            retry_period: Duration::from_millis(100),
+        };
+        let fence = WriteFence::closed();
+        let elector = Elector::new(
+            answers_once(),
+            "kube-system",
+            "dynamo",
+            "pod-a_1".into(),
+            timing,
+            fence.clone(),
+        );
+        assert!(
+            !fence.is_open(),
+            "nothing is written before the lease is won"
+        );
+        let won = Instant::now();
+        elector.acquire().await;
+        assert!(fence.is_open(), "the winner writes");
+
+        // No renewal gets an answer from now on. The fence closes at the renew deadline by
+        // itself: a process that was frozen meanwhile finds it closed before `keep` has run.
+        while fence.is_open() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let closed_after = won.elapsed();
+        assert!(
+            closed_after <= timing.renew_deadline + Duration::from_millis(100),
+            "closed {closed_after:?} after winning"
+        );
+        // Well before anyone else may take the lease.
+        assert!(closed_after < timing.lease_duration);
+        elector.keep().await;
+        assert!(!fence.is_open());
+    }
 }
