@@ -9,6 +9,10 @@
 #   hack/cluster.sh down    stop exactly the processes `up` started, delete its netns (idempotent)
 #   hack/cluster.sh env     print `export KUBECONFIG=... DYNAMO_E2E_*=...` (eval it)
 #   hack/cluster.sh exec CMD...   run CMD inside the cluster netns with that env
+#   hack/cluster.sh restart COMPONENT   crash-restart one control-plane process (SIGKILL, then
+#                           the same command line again; waits until it answers): etcd,
+#                           kube-apiserver, kube-controller-manager, kube-scheduler, kwok,
+#                           lws-manager (fault injection: hack/chaos.sh)
 #
 # Network: every component runs in a netns that has only `lo`, with
 # 10.250.0.1/32 (advertise/node IP) and two local routes making the whole
@@ -226,6 +230,9 @@ start() { # start <component> <binary or absolute path> args...: background it i
   [[ -n $st ]] || fail "$comp" "exited immediately"
   echo "$comp $pid $st" >>"$state/pids"
   started+=("$comp $pid")
+  # The command line, for `restart` (NUL-separated: arguments may hold spaces).
+  mkdir -p "$state/cmd"
+  printf '%s\0' "$exe" "$@" >"$state/cmd/$comp"
 }
 
 check_alive() { # fail naming the first started component that has died
@@ -772,6 +779,59 @@ EOF
   log "env: eval \"\$(hack/cluster.sh env)\""
 }
 
+# ------------------------------------------------------------- restart ------
+
+# The probe that tells a component answers again after a restart.
+answers() { # answers <component>
+  local pki="$state/pki" port
+  port=$(awk -F'[:/]' '/server: https/ {print $NF}' "$kc")
+  case $1 in
+    etcd) nsexec curl -fsS "http://127.0.0.1:$((port - 2))/readyz" ;;
+    kube-apiserver) nsexec curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+      "https://127.0.0.1:$port/readyz" ;;
+    *) true ;;
+  esac
+}
+
+do_restart() { # do_restart <component>: SIGKILL it, start the same command line, wait until it answers
+  local comp=$1 line pid st args t0 attempt
+  [[ -f $state/env && -f $state/pids ]] || die "cluster '$name' is not up (no $state/env)"
+  [[ -f $state/cmd/$comp ]] || die "no component '$comp' was started by this cluster (see $state/cmd)"
+  line=$(grep "^$comp " "$state/pids" | tail -n 1) || die "no running '$comp' recorded in $state/pids"
+  read -r _ pid st <<<"$line"
+  T0=$(now_ms)
+  if ours "$pid" "$st"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    # A process blocked in the kernel (disk I/O) dies only when that returns.
+    for ((i = 0; i < 600; i++)); do ours "$pid" "$st" || break; sleep 0.05; done
+    ours "$pid" "$st" && die "$comp (pid $pid) still alive 30 s after SIGKILL"
+  fi
+  netns=$(sed -n 's/^export DYNAMO_E2E_NETNS=//p' "$state/env")
+  mapfile -d '' -t args <"$state/cmd/$comp"
+  grep -v "^$comp " "$state/pids" >"$state/pids.new" || true
+  mv "$state/pids.new" "$state/pids"
+  mv "$state/logs/$comp.log" "$state/logs/$comp.log.$(date +%s%N)" 2>/dev/null || true
+  # The killed process's listening ports can take a moment to be free again: a start that
+  # dies at once is tried again.
+  for ((attempt = 1; ; attempt++)); do
+    started=()
+    start "$comp" "${args[@]}"
+    t0=$(now_ms)
+    until answers "$comp" >/dev/null 2>&1; do
+      alive "${started[0]##* }" || break
+      (($(now_ms) - t0 > 60000)) && die "$comp does not answer 60 s after the restart"
+      sleep 0.1
+    done
+    alive "${started[0]##* }" && break
+    grep -v "^$comp " "$state/pids" >"$state/pids.new" || true
+    mv "$state/pids.new" "$state/pids"
+    ((attempt < 10)) || die "$comp died after the restart, 10 times (see $state/logs/$comp.log)"
+    log "$comp died at start (attempt $attempt): $(tail -n 1 "$state/logs/$comp.log" | cut -c1-200)"
+    sleep 1
+  done
+  log "$comp restarted and answering in $(secs_since "$T0")s"
+}
+
 # ---------------------------------------------------------------- main ------
 
 case ${1:-} in
@@ -783,6 +843,9 @@ case ${1:-} in
   env)
     [[ -f $state/env && -f $state/pids ]] || die "cluster '$name' is not up (no $state/env)"
     cat "$state/env" ;;
+  restart)
+    (($# == 2)) || die "usage: cluster.sh restart COMPONENT"
+    do_restart "$2" ;;
   exec)
     shift
     (($# > 0)) || die "usage: cluster.sh exec CMD [ARGS...]"

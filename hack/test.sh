@@ -47,6 +47,9 @@ counted cargo test --workspace --locked --exclude dynamo-e2e
 step "end-to-end tests on a local control plane"
 counted hack/e2e.sh
 
+step "chaos run: 30 graphs, 60 s of faults (hack/chaos.sh)"
+hack/chaos.sh 30 60
+
 sleep 0.2 # let the tee'd grep flush
 awk '{for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }}
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$results"
