@@ -132,6 +132,23 @@ async fn a_graph_becomes_ready_and_its_children_follow_the_spec() {
     })
     .await;
 
+    // A Service deleted by hand comes back. Its deletion changes no pod and no component:
+    // only the deletion itself can bring the component's reconcile.
+    let before = services.get("vllm-agg-frontend").await.unwrap().uid();
+    services
+        .delete("vllm-agg-frontend", &Default::default())
+        .await
+        .unwrap();
+    wait_until(
+        "deleted Service recreated",
+        Duration::from_secs(30),
+        || async {
+            let now = services.get_opt("vllm-agg-frontend").await.ok()??;
+            (now.uid() != before).then_some(())
+        },
+    )
+    .await;
+
     // Removing a service removes its component and Deployment (no webhook in this test).
     let remove = serde_json::json!({"spec": {"services": {"VllmDecodeWorker": null}}});
     graphs

@@ -153,7 +153,9 @@ macro_rules! declare_caches {
         }
 
         impl ChildWriters {
-            /// Watches every child kind into its cache; a child's change reconciles its owners.
+            /// Watches every child kind into its cache; a child's change reconciles its owners,
+            /// and so does its deletion (a Service deleted by hand changes no pod: nothing else
+            /// would bring it back).
             pub fn watch(
                 self,
                 mut controller: Controller<Compact<DynamoComponentDeployment>>,
@@ -162,7 +164,7 @@ macro_rules! declare_caches {
                 $(
                     controller = controller.owns_stream(
                         lean_stream(context.scoped(), $selector(), self.$child)
-                            .applied_objects(),
+                            .touched_objects(),
                     );
                 )*
                 // A kind the cluster does not serve is not watched (its store stays empty).
@@ -170,7 +172,7 @@ macro_rules! declare_caches {
                     if context.config.served.$served {
                         controller = controller.owns_stream(
                             lean_stream(context.scoped(), $opt_selector(), self.$opt)
-                                .applied_objects(),
+                                .touched_objects(),
                         );
                     }
                 )*
