@@ -227,7 +227,11 @@ start() { # start <component> <binary or absolute path> args...: background it i
   local pid=$!
   sleep 0.05
   local st; st=$(starttime "$pid")
-  [[ -n $st ]] || fail "$comp" "exited immediately"
+  if [[ -z $st ]]; then
+    # A restart tries again (its port may still be held a moment); `up` gives up.
+    [[ -n ${soft_start:-} ]] && return 1
+    fail "$comp" "exited immediately"
+  fi
   echo "$comp $pid $st" >>"$state/pids"
   started+=("$comp $pid")
   # The command line, for `restart` (NUL-separated: arguments may hold spaces).
@@ -815,14 +819,15 @@ do_restart() { # do_restart <component>: SIGKILL it, start the same command line
   # dies at once is tried again.
   for ((attempt = 1; ; attempt++)); do
     started=()
-    start "$comp" "${args[@]}"
-    t0=$(now_ms)
-    until answers "$comp" >/dev/null 2>&1; do
-      alive "${started[0]##* }" || break
-      (($(now_ms) - t0 > 60000)) && die "$comp does not answer 60 s after the restart"
-      sleep 0.1
-    done
-    alive "${started[0]##* }" && break
+    if soft_start=1 start "$comp" "${args[@]}"; then
+      t0=$(now_ms)
+      until answers "$comp" >/dev/null 2>&1; do
+        alive "${started[0]##* }" || break
+        (($(now_ms) - t0 > 60000)) && die "$comp does not answer 60 s after the restart"
+        sleep 0.1
+      done
+      alive "${started[0]##* }" && break
+    fi
     grep -v "^$comp " "$state/pids" >"$state/pids.new" || true
     mv "$state/pids.new" "$state/pids"
     ((attempt < 10)) || die "$comp died after the restart, 10 times (see $state/logs/$comp.log)"
