@@ -34,6 +34,11 @@
 #   DYNAMO_E2E_IN_NETNS  set (non-empty) when already inside a dedicated netns (CI)
 #   DYNAMO_E2E_PORT_BASE first of 8 consecutive ports, 6 without LWS (default derived from the name)
 #   DYNAMO_E2E_KCM_CONTROLLERS  kube-controller-manager --controllers (default '*')
+#   DYNAMO_E2E_NODE_GRACE  kube-controller-manager --node-monitor-grace-period (default: its
+#                        own, 50s). kwok's nodes miss heartbeats while the API server or etcd
+#                        restarts; the node controller then marks their pods not Ready, and kwok,
+#                        unlike a kubelet, never reports them Ready again. A run that restarts
+#                        the control plane on purpose (hack/chaos.sh) sets a longer grace.
 #   DYNAMO_E2E_NODES     number of fake nodes kwok-node-0..N-1 (default 4, 1..100)
 #   DYNAMO_E2E_GPUS_PER_NODE  nvidia.com/gpu of each node (default 8, 1..64)
 #   DYNAMO_E2E_AUDIT     set (non-empty): the API server writes an audit log of every request
@@ -662,6 +667,7 @@ do_up() {
     --authentication-kubeconfig="$state/kcm.kubeconfig" --authorization-kubeconfig="$state/kcm.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$P_KCM" --leader-elect=false \
     --controllers="${DYNAMO_E2E_KCM_CONTROLLERS:-*}" --use-service-account-credentials=true \
+    ${DYNAMO_E2E_NODE_GRACE:+--node-monitor-grace-period="$DYNAMO_E2E_NODE_GRACE"} \
     --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
     --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
