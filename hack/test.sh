@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, supply-chain policy (cargo deny), lints, CRD drift, unit and
-# integration tests, and the end-to-end tests against a real kube-apiserver (hack/e2e.sh). Ends
-# with one summary line counting every test that ran.
+# integration tests, the end-to-end tests against a real kube-apiserver (hack/e2e.sh), and a
+# short chaos run (hack/chaos.sh 30 60, its own line). Ends with one summary line counting every
+# test that ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
