@@ -794,6 +794,7 @@ EOF
 # The probe that tells a component answers again after a restart.
 answers() { # answers <component>
   local pki="$state/pki" port
+  # The API server's port is the kubeconfig's; etcd's is two below it (P_ETCD = base, P_API = base + 2).
   port=$(awk -F'[:/]' '/server: https/ {print $NF}' "$kc")
   case $1 in
     etcd) nsexec curl -fsS "http://127.0.0.1:$((port - 2))/readyz" ;;

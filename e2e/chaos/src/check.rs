@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use dynamo_operator::desired::naming::component_name;
+
 use crate::shapes::{ADAPTER, Child, Shape, expected_children};
 
 /// What a user changed on a graph, last write wins.
@@ -146,7 +148,7 @@ pub fn verdict(graph: &Value, shape: Shape, edits: &Edits, owned: &[&Listed]) ->
             .find(|o| o.kind == kind && o.name == name && !o.deleting)
             .and_then(|o| o.replicas)
     };
-    let component = |service: &str| format!("{name}-{}", service.to_lowercase());
+    let component = |service: &str| component_name(name, service);
     // Services nobody scaled run the replicas of the manifest (1).
     for service in shape.scalable() {
         let want = edits.replicas.get(*service).copied().unwrap_or(1);

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use dynamo_operator::desired::naming::component_name;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -263,7 +264,7 @@ async fn edit(run: &Run, random: &mut Random, sequence: usize) {
         1 if graph.shape.adapted().is_some() => {
             let service = graph.shape.adapted().unwrap_or_default();
             let adapters = api(&run.client, &graph.namespace, ADAPTER);
-            let name = format!("{}-{}", graph.name, service.to_lowercase());
+            let name = component_name(&graph.name, service);
             let replicas = random.between(1, 3) as i64;
             let body = Patch::Merge(json!({"spec": {"replicas": replicas}}));
             let what = format!("scale adapter {}/{name} to {replicas}", graph.namespace);
@@ -308,7 +309,7 @@ async fn delete_child(run: &Run, random: &mut Random) {
     let graph = &run.graphs[index];
     let service = random.pick(graph.shape.services());
     let kind = *random.pick(&["Deployment", "Service"]);
-    let name = format!("{}-{}", graph.name, service.to_lowercase());
+    let name = component_name(&graph.name, service);
     match api(&run.client, &graph.namespace, kind)
         .delete(&name, &DeleteParams::default())
         .await

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use dynamo_api::labels::label;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -42,9 +43,6 @@ use writes::Tally;
 const NAMESPACES: usize = 4;
 /// The user's field manager.
 const USER: &str = "chaos-user";
-/// The operator's renew deadline (the chart's default): a leader that has not renewed within
-/// it must not write.
-const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -85,8 +83,8 @@ async fn main() -> anyhow::Result<()> {
         applied: Mutex::new(Vec::new()),
         edits: Mutex::new(BTreeMap::new()),
         tally: Tally::default(),
-        // A stop of at least 12 s outlasts the renew deadline.
-        stop_for: RENEW_DEADLINE + Duration::from_secs(2),
+        // A stop of at least this long outlasts the renew deadline.
+        stop_for: renew_deadline() + Duration::from_secs(2),
     };
 
     let foreign = plant_foreign_objects(&client).await?;
@@ -163,14 +161,21 @@ fn leadership(writes: &[audit::Write]) -> usize {
             before.process, before.last, after.process, after.first
         );
     }
-    let outside = audit::outside_lease(writes, RENEW_DEADLINE, Duration::from_millis(500));
+    let deadline = renew_deadline();
+    let outside = audit::outside_lease(writes, deadline, Duration::from_millis(500));
     for write in &outside {
         eprintln!(
-            "chaos: TWO LEADERS: {} wrote ({} {} {}/{}) at {}, not within {RENEW_DEADLINE:?} of renewing its lease",
+            "chaos: TWO LEADERS: {} wrote ({} {} {}/{}) at {}, not within {deadline:?} of renewing its lease",
             write.process, write.verb, write.resource, write.namespace, write.name, write.at
         );
     }
     overlaps.len() + outside.len()
+}
+
+/// The operator's renew deadline (its default, which the chart keeps): a leader that has not
+/// renewed within it must not write.
+fn renew_deadline() -> Duration {
+    dynamo_operator::leader::Timing::default().renew_deadline
 }
 
 /// An object the user made and the operator must leave alone: (kind, namespace, name, uid).
@@ -194,8 +199,8 @@ async fn plant_foreign_objects(client: &Client) -> anyhow::Result<Vec<Foreign>> 
             .await?;
         let graph = format!("g{i:04}");
         let labels = json!({
-            "nvidia.com/dynamo-graph-deployment-name": graph,
-            "nvidia.com/dynamo-component": "Frontend",
+            label::GRAPH_DEPLOYMENT_NAME: graph,
+            label::COMPONENT: "Frontend",
         });
         let objects = [
             json!({"apiVersion": "v1", "kind": "ConfigMap",

@@ -1,6 +1,7 @@
 //! The graphs of a chaos run: four shapes taken in turn, their manifests, and the children each
 //! must own once converged.
 
+use dynamo_operator::desired::naming::{component_name, discovery_service_account};
 use serde_json::{Value, json};
 
 /// What a graph looks like; graph `i` has shape `i % 4`.
@@ -162,7 +163,7 @@ pub fn expected_children(graph: &str, shape: Shape) -> Vec<Child> {
     };
     let mut children = Vec::new();
     for service in shape.services() {
-        let component = format!("{graph}-{}", service.to_lowercase());
+        let component = component_name(graph, service);
         children.push(of_graph(COMPONENT, component.clone()));
         for kind in ["Deployment", "Service"] {
             children.push(Child {
@@ -174,12 +175,9 @@ pub fn expected_children(graph: &str, shape: Shape) -> Vec<Child> {
         }
     }
     if let Some(service) = shape.adapted() {
-        children.push(of_graph(
-            ADAPTER,
-            format!("{graph}-{}", service.to_lowercase()),
-        ));
+        children.push(of_graph(ADAPTER, component_name(graph, service)));
     }
-    let account = format!("{graph}-k8s-service-discovery");
+    let account = discovery_service_account(graph);
     children.push(of_graph("ServiceAccount", account.clone()));
     children.push(of_graph("Role", format!("{account}-role")));
     children.push(of_graph("RoleBinding", format!("{account}-binding")));
