@@ -21,7 +21,8 @@
 #
 #   hack/chaos.sh [N] [SECONDS]     default 200 graphs, 300 s of faults
 # Env: CHAOS_SEED (repeat a run's faults; the seed is printed), CHAOS_KEEP=1 (keep the
-# cluster's state directory, with every log and the audit log, even when the run passed).
+# cluster's state directory, with every log and the audit log, even when the run passed),
+# CHAOS_OPERATOR_LOG (the operators' RUST_LOG, e.g. info,kube_runtime::watcher=debug).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200}
@@ -42,6 +43,7 @@ step "Control plane '$name' (audit log on), platform by helm, $n graphs, $second
 status=0
 unshare --net env DYNAMO_E2E_IN_NETNS=1 DYNAMO_E2E_CLUSTER="$name" DYNAMO_E2E_BIN="$bin" \
   DYNAMO_E2E_STATE="$state" DYNAMO_E2E_AUDIT=1 DYNAMO_E2E_NODE_GRACE=10m PATH="$bin:$PATH" \
+  CHAOS_OPERATOR_LOG="${CHAOS_OPERATOR_LOG:-info}" \
   bash -euo pipefail -c '
     trap "hack/cluster.sh down" EXIT
     hack/cluster.sh up
@@ -55,7 +57,9 @@ unshare --net env DYNAMO_E2E_IN_NETNS=1 DYNAMO_E2E_CLUSTER="$name" DYNAMO_E2E_BI
     helm install dynamo-platform "$chart" --namespace dynamo-system --wait --timeout 180s \
       --set nats.enabled=false --set etcd.enabled=false \
       --set global.nats.install=false --set global.etcd.install=false \
-      --set dynamo-operator.controllerManager.replicas=2 >/dev/null
+      --set dynamo-operator.controllerManager.replicas=2 \
+      --set-json "dynamo-operator.env=[{\"name\":\"RUST_LOG\",\"value\":\"$CHAOS_OPERATOR_LOG\"}]" \
+      >/dev/null
     kubectl get pods --namespace dynamo-system -o wide >&2
     CHAOS_HACK="$PWD/hack" CHAOS_PLATFORM_NAMESPACE=dynamo-system target/debug/chaos "$@"
   ' chaos "$n" "$seconds" || status=$?
