@@ -18,7 +18,7 @@ use dynamo_api::labels::label;
 use dynamo_api::v1alpha1::{
     DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentScalingAdapter,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -235,7 +235,8 @@ declare_caches! {
 }
 
 /// A watch of `api` into a cache of compact objects (which leave out `managedFields` and the
-/// last-applied annotation), in small pages; the watch events after the cache saw them.
+/// last-applied annotation), in small pages; the watch events after the cache saw them. Its
+/// failures are logged and retried here (see [`resilient`]): the stream yields none.
 pub fn lean_stream<K>(
     api: Api<Compact<K>>,
     config: watcher::Config,
@@ -257,10 +258,77 @@ pub fn lean_stream_with<K>(
 where
     K: Resource<DynamicType = ()> + 'static,
 {
-    watcher(api, config.page_size(100).any_semantic())
-        .default_backoff()
-        .modify(trim)
-        .reflect(writer)
+    let kind = K::kind(&()).into_owned();
+    resilient(
+        kind,
+        watcher(api, config.page_size(100).any_semantic())
+            .default_backoff()
+            .modify(trim)
+            .reflect(writer),
+    )
+}
+
+/// A watch of `api` into `writer`'s cache, full objects, its failures handled as
+/// [`lean_stream`]'s.
+pub fn full_stream<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: Writer<K>,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + 'static,
+{
+    let kind = K::kind(&()).into_owned();
+    resilient(
+        kind,
+        watcher(api, config.page_size(100).any_semantic())
+            .default_backoff()
+            .reflect(writer),
+    )
+}
+
+/// The watch's events without its failures, each logged. The watch retries by itself, with
+/// a backoff of its own; a failure handed on to a controller would also pause the controller's
+/// every other watch (kube's controllers back off on any trigger failure, with a delay that
+/// grows to 30 s and more and resets only after two quiet minutes), which after an API server
+/// restart left a controller deaf for minutes while it went on writing from stale caches.
+fn resilient<K>(
+    kind: String,
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> {
+    events.filter_map(move |event| {
+        let event = match event {
+            Ok(event) => Some(Ok(event)),
+            Err(e) => {
+                log_watch_failure(&kind, &e);
+                None
+            }
+        };
+        std::future::ready(event)
+    })
+}
+
+/// How loudly a watch failure is logged.
+#[derive(Debug, PartialEq, Eq)]
+enum Loudness {
+    /// Routine: the watch resumes at once (an expired resource version means a fresh list).
+    Routine,
+    /// The watch is down until a retry succeeds: the cache may be stale meanwhile.
+    Degraded,
+}
+
+fn loudness(error: &watcher::Error) -> Loudness {
+    match error {
+        watcher::Error::WatchError(status) if status.code == 410 => Loudness::Routine,
+        _ => Loudness::Degraded,
+    }
+}
+
+fn log_watch_failure(kind: &str, error: &watcher::Error) {
+    match loudness(error) {
+        Loudness::Routine => tracing::debug!(%kind, "watch restarts: {error}"),
+        Loudness::Degraded => tracing::warn!(%kind, "watch failed, retrying: {error}"),
+    }
 }
 
 /// Waits until `store` has synced; false if its writer went away first.
@@ -301,5 +369,86 @@ where
             tracing::error!(kind = %K::kind(&()), name = %object.name_any(), "cached object does not decode: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::stream::BoxStream;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::core::Status;
+    use kube::runtime::controller::Action;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn failure(code: u16) -> watcher::Error {
+        watcher::Error::WatchError(Box::new(Status::failure("boom", "Test").with_code(code)))
+    }
+
+    #[test]
+    fn an_expired_watch_is_routine_and_other_failures_degrade_the_cache() {
+        let table = [
+            (failure(410), Loudness::Routine),
+            (failure(403), Loudness::Degraded),
+            (failure(500), Loudness::Degraded),
+            (watcher::Error::NoResourceVersion, Loudness::Degraded),
+        ];
+        for (error, expected) in table {
+            assert_eq!(loudness(&error), expected, "{error}");
+        }
+    }
+
+    /// Virtual seconds until a controller whose watch failed five times (as it does while the
+    /// API server restarts) reconciles the object the watch delivers next.
+    async fn seconds_to_reconcile(failures_reach_the_controller: bool) -> f64 {
+        let (store, writer) = reflector::store::<ConfigMap>();
+        let object = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("after-the-failures".into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        };
+        let mut events = vec![Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)];
+        events.extend((0..5).map(|_| Err(failure(500))));
+        events.push(Ok(watcher::Event::Apply(object)));
+        let watch = futures::stream::iter(events)
+            .chain(futures::stream::pending())
+            .reflect(writer);
+        let watch: BoxStream<'static, Result<watcher::Event<ConfigMap>, watcher::Error>> =
+            if failures_reach_the_controller {
+                watch.boxed()
+            } else {
+                resilient("ConfigMap".into(), watch).boxed()
+            };
+        let (reconciled, mut reconciles) = mpsc::unbounded_channel();
+        let started = tokio::time::Instant::now();
+        let controller = Controller::for_stream(watch.applied_objects(), store).run(
+            |object: Arc<ConfigMap>, reconciled: Arc<mpsc::UnboundedSender<String>>| async move {
+                let _ = reconciled.send(object.name_any());
+                Ok::<_, std::io::Error>(Action::await_change())
+            },
+            |_, _, _| Action::await_change(),
+            Arc::new(reconciled),
+        );
+        let running = tokio::spawn(controller.for_each(|_| async {}));
+        assert_eq!(reconciles.recv().await.unwrap(), "after-the-failures");
+        running.abort();
+        started.elapsed().as_secs_f64()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_of_a_watch_do_not_pause_its_controller() {
+        let seconds = seconds_to_reconcile(false).await;
+        assert!(seconds < 1.0, "reconciled after {seconds} s");
+        // What the filter guards against: kube's controller backs off on each failure of any
+        // of its watches (0.8 s, 1.6 s, ... up to 30 s), every watch of it paused meanwhile.
+        let seconds = seconds_to_reconcile(true).await;
+        assert!(seconds > 20.0, "reconciled after {seconds} s");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Every watch is lean (see [`crate::caches::lean_stream`]) and each kind is watched once: the
 //! component controller's DynamoComponentDeployment watch also routes each component's changes
-//! (deletions included) to the graph that owns it.
+//! (deletions included) to the graph that owns it. No watch hands a failure to a controller
+//! (see [`crate::caches::lean_stream`]): each retries on its own.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,12 +16,12 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt};
 
 use crate::caches::{
-    GraphWriters, all, by_model, component_accounts, component_pods, decoded, lean_stream,
-    lean_stream_with, managed_identities, owned,
+    GraphWriters, all, by_model, component_accounts, component_pods, decoded, full_stream,
+    lean_stream, lean_stream_with, managed_identities, owned,
 };
 use crate::compact::Compact;
 use crate::context::{Background, Context};
@@ -157,8 +158,11 @@ pub async fn run(
 
     // DynamoModels, and the EndpointSlices of base-model Services (which carry the hash label
     // from their Service): a slice change reconciles the models of that base model.
-    let models = Controller::new(context.scoped::<DynamoModel>(), all().page_size(100));
-    let model_store = models.store();
+    let (model_store, model_writer) = reflector::store();
+    let models = Controller::for_stream(
+        full_stream(context.scoped::<DynamoModel>(), all(), model_writer).applied_objects(),
+        model_store.clone(),
+    );
     let slices =
         lean_stream(context.scoped(), by_model(), writers.model_endpoints).applied_objects();
     let model_controller = models
