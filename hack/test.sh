@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, supply-chain policy (cargo deny), lints, CRD drift, unit and
-# integration tests, and the end-to-end tests against a real kube-apiserver (hack/e2e.sh). Ends
-# with one summary line counting every test that ran.
+# integration tests, the end-to-end tests against a real kube-apiserver (hack/e2e.sh), and a
+# short chaos run (hack/chaos.sh 30 60, its own line). Ends with one summary line counting every
+# test that ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,9 @@ counted cargo test --workspace --locked --exclude dynamo-e2e
 
 step "end-to-end tests on a local control plane"
 counted hack/e2e.sh
+
+step "chaos run: 30 graphs, 60 s of faults (hack/chaos.sh)"
+hack/chaos.sh 30 60
 
 sleep 0.2 # let the tee'd grep flush
 awk '{for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }}
