@@ -39,6 +39,10 @@ export DYNAMO_E2E_AUDIT=1
 operator_user=system:serviceaccount:kube-system:bench-operator
 bin=$(hack/k8s-bins.sh | tail -n 1)
 export DYNAMO_E2E_BIN=$bin
+# A heap profile names call sites only from a binary with symbols and line tables.
+if [[ -n ${BENCH_HEAP:-} ]]; then
+  export CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+fi
 cargo build --release --locked -p dynamo-operator -p dynamo-bench --bin dynamo-operator --bin bench_operator \
   ${BENCH_HEAP:+--features dynamo-operator/heap-profile} >&2
 out=$(mktemp -d)

@@ -38,7 +38,9 @@ for pp in profile["pps"]:
         continue
     total += live
     names = [short(frames[i]) for i in pp["fs"] if interesting.search(frames[i])]
-    key = " <- ".join(names[:depth]) or short(frames[pp["fs"][-1]])
+    # A block with no frames at all (dhat records some so) is named as such.
+    fallback = short(frames[pp["fs"][-1]]) if pp["fs"] else "(no frames)"
+    key = " <- ".join(names[:depth]) or fallback
     groups[key] += live
     blocks[key] += pp["ebk"]
 
