@@ -258,14 +258,7 @@ pub fn lean_stream_with<K>(
 where
     K: Resource<DynamicType = ()> + 'static,
 {
-    let kind = K::kind(&()).into_owned();
-    resilient(
-        kind,
-        watcher(api, config.page_size(100).any_semantic())
-            .default_backoff()
-            .modify(trim)
-            .reflect(writer),
-    )
+    cached_stream(api, config, writer, trim)
 }
 
 /// A watch of `api` into `writer`'s cache, full objects, its failures handled as
@@ -278,11 +271,26 @@ pub fn full_stream<K>(
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + 'static,
 {
-    let kind = K::kind(&()).into_owned();
+    cached_stream(api, config, writer, |_| {})
+}
+
+/// Every cache's watch: small pages, the watch's own backoff, `trim`, the cache, and no
+/// failure handed on (see [`resilient`]).
+fn cached_stream<R>(
+    api: Api<R>,
+    config: watcher::Config,
+    writer: Writer<R>,
+    trim: impl FnMut(&mut R) + Send + 'static,
+) -> impl Stream<Item = Result<watcher::Event<R>, watcher::Error>>
+where
+    R: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + 'static,
+{
+    let kind = R::kind(&()).into_owned();
     resilient(
         kind,
         watcher(api, config.page_size(100).any_semantic())
             .default_backoff()
+            .modify(trim)
             .reflect(writer),
     )
 }

@@ -65,15 +65,11 @@ pub async fn run(args: Args) -> anyhow::Result<Ending> {
     let (stop, stopped) = watch::channel(false);
     let (ready, probes) = Probes::new(context.clone());
 
-    // Metrics authentication (token and access reviews) is served by standbys too: unfenced.
-    serve_admin(
-        &args,
-        client::direct(config.clone())?,
-        probes.clone(),
-        stopped.clone(),
-    )
-    .await?;
-    let elector = match elect(&args, client::direct(config)?, &probes, fence).await? {
+    // Leader election and metrics authentication (token and access reviews, served by
+    // standbys too) share one unfenced client, apart from the reconcilers' request slots.
+    let direct = client::direct(config)?;
+    serve_admin(&args, direct.clone(), probes.clone(), stopped.clone()).await?;
+    let elector = match elect(&args, direct, &probes, fence).await? {
         Election::Alone => None,
         Election::Won(elector) => Some(elector),
         Election::Stopped => {
