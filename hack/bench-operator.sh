@@ -22,7 +22,7 @@
 # (perf; build with CARGO_PROFILE_RELEASE_STRIP=false for symbols); BENCH_HEAP=FILE (memory mode)
 # builds the operator with its heap profiler and writes every live allocation by call site
 # after the last step there (dhat's JSON; hack/heap-sites.py sums it by call site);
-# BENCH_TRIM=1 prints the steady RSS again after glibc's malloc_trim (gdb).
+# BENCH_FEATURES adds cargo features to the operator's build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=1 memory=
@@ -41,10 +41,11 @@ bin=$(hack/k8s-bins.sh | tail -n 1)
 export DYNAMO_E2E_BIN=$bin
 # A heap profile names call sites only from a binary with symbols and line tables.
 if [[ -n ${BENCH_HEAP:-} ]]; then
-  export CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+  export CARGO_PROFILE_OPERATOR_STRIP=false CARGO_PROFILE_OPERATOR_DEBUG=line-tables-only
 fi
-cargo build --release --locked -p dynamo-operator -p dynamo-bench --bin dynamo-operator --bin bench_operator \
-  ${BENCH_HEAP:+--features dynamo-operator/heap-profile} >&2
+# The operator's own profile (Cargo.toml), as its image is built.
+cargo build --profile operator --locked -p dynamo-operator -p dynamo-bench --bin dynamo-operator --bin bench_operator \
+  ${BENCH_HEAP:+--features dynamo-operator/heap-profile} ${BENCH_FEATURES:+--features "$BENCH_FEATURES"} >&2
 out=$(mktemp -d)
 operator_pid=
 stop_operator() { [[ -n $operator_pid ]] && kill "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null; operator_pid=; true; }
@@ -78,7 +79,7 @@ audit_log() { echo "$(hack/cluster.sh env | sed -n 's/^export DYNAMO_E2E_STATE=/
 audit_lines() { wc -l <"$(audit_log)"; }
 
 start_operator() { # log file
-  hack/cluster.sh exec env KUBECONFIG="$kubeconfig" RUST_LOG="${BENCH_RUST_LOG:-warn}" target/release/dynamo-operator \
+  hack/cluster.sh exec env KUBECONFIG="$kubeconfig" RUST_LOG="${BENCH_RUST_LOG:-warn}" target/operator/dynamo-operator \
     --health-probe-bind-address 127.0.0.1:18481 --metrics-bind-address 127.0.0.1:18482 >"$1" 2>&1 &
   operator_pid=$!
   for _ in $(seq 100); do
@@ -88,15 +89,6 @@ start_operator() { # log file
   echo "operator not ready; log:" >&2; cat "$1" >&2; return 1
 }
 rss_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-# BENCH_TRIM=1: how much of the RSS is memory glibc holds free, by calling its malloc_trim in
-# the process (gdb) and reading the RSS again.
-trim() {
-  [[ -n ${BENCH_TRIM:-} ]] || return 0
-  command -v gdb >/dev/null || { echo "BENCH_TRIM needs gdb" >&2; return 0; }
-  local before; before=$(rss_mib "$1" VmRSS)
-  gdb -p "$1" -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1 || true
-  echo "operator RSS $before MiB; after glibc's malloc_trim $(rss_mib "$1" VmRSS) MiB" >&2
-}
 sockets() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 # User plus system CPU seconds of a process.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
@@ -113,14 +105,14 @@ if [[ -n $memory ]]; then
   start_operator "$out/operator.log"
   sleep 2
   points="0 $(rss_mib "$operator_pid" VmRSS)"
+  echo "  idle: RSS $(rss_mib "$operator_pid" VmRSS) MiB (anonymous $(rss_mib "$operator_pid" RssAnon), file-backed $(rss_mib "$operator_pid" RssFile))" >&2
   for i in 1 2 3 4 5; do
-    x target/release/bench_operator operator "$step" "bench-memory-$i" >/dev/null
+    x target/operator/bench_operator operator "$step" "bench-memory-$i" >/dev/null
     sleep 10
     points+=" $(( i * step )) $(rss_mib "$operator_pid" VmRSS)"
-    echo "  $(( i * step )) graphs: RSS $(rss_mib "$operator_pid" VmRSS) MiB, $(sockets "$operator_pid") open sockets" >&2
+    echo "  $(( i * step )) graphs: RSS $(rss_mib "$operator_pid" VmRSS) MiB (anonymous $(rss_mib "$operator_pid" RssAnon), file-backed $(rss_mib "$operator_pid" RssFile)), $(sockets "$operator_pid") open sockets" >&2
   done
   cpu=$(cpu_seconds "$operator_pid")
-  trim "$operator_pid"
   if [[ -n ${BENCH_HEAP:-} ]]; then
     rm -f dhat-heap.json
     kill -USR1 "$operator_pid"
@@ -153,7 +145,7 @@ fi
 run_once() {
   echo "== ceiling: bare client, $n graphs" >&2
   fresh_cluster
-  x target/release/bench_operator ceiling "$n" bench-ceiling | tee "$out/ceiling.json"
+  x target/operator/bench_operator ceiling "$n" bench-ceiling | tee "$out/ceiling.json"
 
   echo "== operator: $n graphs" >&2
   fresh_cluster
@@ -166,13 +158,12 @@ run_once() {
     perf record -F 499 -g -p "$operator_pid" -o "$BENCH_PERF" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  x target/release/bench_operator operator "$n" bench-operator | tee "$out/operator.json"
+  x target/operator/bench_operator operator "$n" bench-operator | tee "$out/operator.json"
   if [[ -n $perf_pid ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   sleep 5
   steady=$(rss_mib "$operator_pid" VmRSS)
   peak=$(rss_mib "$operator_pid" VmHWM)
   echo "operator open sockets at steady state: $(sockets "$operator_pid") (API connections and its two listeners)" >&2
-  trim "$operator_pid"
   total_writes=$(writes)
   cpu=$(cpu_seconds "$operator_pid")
 

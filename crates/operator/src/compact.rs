@@ -11,9 +11,10 @@
 //! shares with that one costs a few bytes.
 //!
 //! The typed [`ObjectMeta`] (what [`Resource::meta`] gives) holds the identity (name,
-//! namespace, uid, resourceVersion, generation), the deletion timestamp, finalizers, owner
-//! references, and only the labels in [`ROUTING_LABELS`]; everything else, the other labels
-//! included, is read from the decoded object. Edits through [`Resource::meta_mut`] do not reach
+//! namespace, uid, resourceVersion, generation), the deletion timestamp, finalizers and owner
+//! references, and no labels: the values of the [`ROUTING_LABELS`] are kept beside it
+//! ([`Compact::routing_label`]; a typed label map allocates a B-tree node of some 550 bytes
+//! even for one label); everything else is read from the decoded object. Edits through [`Resource::meta_mut`] do not reach
 //! the decoded object: trim with [`Compact::strip`].
 
 use std::borrow::Cow;
@@ -38,6 +39,8 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// An object of kind `K`: routing metadata, and the whole object packed.
 pub struct Compact<K> {
     metadata: ObjectMeta,
+    /// The values of the [`ROUTING_LABELS`] the object has, in that order.
+    routing: RoutingLabels,
     /// The object as JSON, LZ4-compressed (size-prefixed block) against `dictionary`, without
     /// `managedFields` and the last-applied annotation.
     packed: Box<[u8]>,
@@ -50,6 +53,7 @@ impl<K> Clone for Compact<K> {
     fn clone(&self) -> Self {
         Compact {
             metadata: self.metadata.clone(),
+            routing: self.routing.clone(),
             packed: self.packed.clone(),
             dictionary: self.dictionary.clone(),
             kind: PhantomData,
@@ -95,7 +99,47 @@ fn dictionary<K>(sample: &[u8]) -> Arc<[u8]> {
         .clone()
 }
 
+/// The values of the [`ROUTING_LABELS`] on one object.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoutingLabels([Option<Box<str>>; ROUTING_LABELS.len()]);
+
+impl RoutingLabels {
+    /// Reads the routing labels out of an object's labels.
+    pub fn of(labels: Option<&std::collections::BTreeMap<String, String>>) -> Self {
+        RoutingLabels(ROUTING_LABELS.map(|key| labels?.get(key).map(|v| v.as_str().into())))
+    }
+
+    /// The value of routing label `key`; None for a label that is not one of them.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let at = ROUTING_LABELS.iter().position(|k| *k == key)?;
+        self.0[at].as_deref()
+    }
+}
+
 impl<K> Compact<K> {
+    /// The value of one of the [`ROUTING_LABELS`] on the object (other labels are in the
+    /// decoded object only).
+    pub fn routing_label(&self, key: &str) -> Option<&str> {
+        self.routing.get(key)
+    }
+
+    /// The values of the [`ROUTING_LABELS`] on the object.
+    pub fn routing_labels(&self) -> &RoutingLabels {
+        &self.routing
+    }
+
+    /// Keeps only the name and namespace typed (the cache's key), for a kind whose other
+    /// metadata is read from the decoded object only, if at all: each typed field costs its own
+    /// allocations, and the store's key copies the uid and resourceVersion again.
+    pub fn keep_only_name_typed(&mut self) {
+        let metadata = std::mem::take(&mut self.metadata);
+        self.metadata = ObjectMeta {
+            name: metadata.name,
+            namespace: metadata.namespace,
+            ..ObjectMeta::default()
+        };
+    }
+
     /// Drops fields the cache never reads, by dotted path from the top (a pod's `spec`, its
     /// `metadata.annotations`).
     pub fn strip(&mut self, paths: &[&str]) {
@@ -140,12 +184,6 @@ fn remove_path(object: &mut Value, path: &str) -> bool {
 
 /// The metadata fields kept typed (see the module comment).
 fn routing_metadata(full: ObjectMeta) -> ObjectMeta {
-    let labels = full.labels.map(|labels| {
-        labels
-            .into_iter()
-            .filter(|(key, _)| ROUTING_LABELS.contains(&key.as_str()))
-            .collect()
-    });
     ObjectMeta {
         name: full.name,
         namespace: full.namespace,
@@ -155,7 +193,6 @@ fn routing_metadata(full: ObjectMeta) -> ObjectMeta {
         deletion_timestamp: full.deletion_timestamp,
         finalizers: full.finalizers,
         owner_references: full.owner_references,
-        labels: labels.filter(|labels: &std::collections::BTreeMap<_, _>| !labels.is_empty()),
         ..ObjectMeta::default()
     }
 }
@@ -176,6 +213,7 @@ impl<'de, K> Deserialize<'de> for Compact<K> {
         let json = serde_json::to_vec(&object).map_err(D::Error::custom)?;
         let dictionary = dictionary::<K>(&json);
         Ok(Compact {
+            routing: RoutingLabels::of(metadata.labels.as_ref()),
             metadata: routing_metadata(metadata),
             packed: pack(&json, &dictionary),
             dictionary,
@@ -251,11 +289,10 @@ mod tests {
         assert_eq!(compact.resource_version().as_deref(), Some("7"));
         assert_eq!(compact.finalizers(), ["f"]);
         assert_eq!(compact.owner_references()[0].uid, "u0");
-        assert_eq!(
-            compact.labels().keys().collect::<Vec<_>>(),
-            ["nvidia.com/selector"],
-            "only routing labels are kept typed"
-        );
+        assert!(compact.labels().is_empty(), "labels are not kept typed");
+        assert_eq!(compact.routing_label(label::SELECTOR), Some("g-frontend"));
+        assert_eq!(compact.routing_label(label::BASE_MODEL_HASH), None);
+        assert_eq!(compact.routing_label("app"), None, "not a routing label");
         assert!(compact.annotations().is_empty());
         assert_eq!(Compact::<Deployment>::plural(&()), "deployments");
         let decoded = compact.decode().unwrap();
@@ -314,6 +351,28 @@ mod tests {
         assert_eq!(
             second.decode().unwrap(),
             serde_json::from_value::<ConfigMap>(config_map("second")).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_object_keeping_only_its_name_typed_still_decodes_whole() {
+        let json = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "team", "uid": "u1", "resourceVersion": "9",
+                         "labels": {"nvidia.com/selector": "c"},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                              "name": "rs", "uid": "u0"}]},
+        });
+        let mut compact: Compact<Pod> = serde_json::from_value(json.clone()).unwrap();
+        compact.keep_only_name_typed();
+        assert_eq!(compact.name_any(), "p");
+        assert_eq!(compact.namespace().as_deref(), Some("team"));
+        assert_eq!(compact.uid(), None);
+        assert!(compact.owner_references().is_empty());
+        assert_eq!(compact.routing_label(label::SELECTOR), Some("c"));
+        assert_eq!(
+            compact.decode().unwrap(),
+            serde_json::from_value::<Pod>(json).unwrap()
         );
     }
 

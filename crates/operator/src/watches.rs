@@ -104,7 +104,10 @@ pub async fn run(
         context.scoped(),
         component_pods(),
         writers.pods,
-        |pod: &mut Compact<Pod>| pod.strip(&["spec", "metadata.annotations"]),
+        |pod: &mut Compact<Pod>| {
+            pod.strip(&["spec", "metadata.annotations"]);
+            pod.keep_only_name_typed();
+        },
     )
     .inspect({
         let context = context.clone();
@@ -117,8 +120,8 @@ pub async fn run(
     .applied_objects();
     let component_controller = Controller::for_stream(components, caches.components.clone())
         .watches_stream(pods, |pod: Compact<Pod>| {
-            let component = pod.labels().get(label::SELECTOR)?.clone();
-            Some(ObjectRef::new(&component).within(&pod.namespace()?))
+            let component = pod.routing_label(label::SELECTOR)?;
+            Some(ObjectRef::new(component).within(&pod.namespace()?))
         });
     let component_controller = writers
         .children
@@ -168,10 +171,9 @@ pub async fn run(
     let model_controller = models
         .watches_stream(slices, move |slice: Compact<EndpointSlice>| {
             let hash = slice
-                .labels()
-                .get(label::BASE_MODEL_HASH)
-                .cloned()
-                .unwrap_or_default();
+                .routing_label(label::BASE_MODEL_HASH)
+                .unwrap_or_default()
+                .to_owned();
             let namespace = slice.namespace();
             model_store
                 .state()
@@ -200,6 +202,7 @@ pub async fn run(
         writers.claims,
         |claim: &mut Compact<PersistentVolumeClaim>| {
             claim.strip(&["spec", "status", "metadata.annotations", "metadata.labels"]);
+            claim.keep_only_name_typed();
         },
     )
     .take_until(shutdown.clone())

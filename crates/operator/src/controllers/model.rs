@@ -48,7 +48,7 @@ fn slices(context: &Context, namespace: &str, model: &DynamoModel) -> Vec<Endpoi
         .into_iter()
         .filter(|s| {
             s.namespace().as_deref() == Some(namespace)
-                && s.labels().get(label::BASE_MODEL_HASH) == Some(&hash)
+                && s.routing_label(label::BASE_MODEL_HASH) == Some(hash.as_str())
         })
         .filter_map(|s| decoded(&s))
         .collect()
