@@ -4,10 +4,10 @@
 #     discovery RBAC, the components, Deployments and Services from the operator's own
 #     builders, and once the Deployments are ready the component and graph statuses), on a
 #     fresh cluster;
-#  2. operator: the release-built operator reconciles N graphs, on another fresh cluster;
-#     idle/steady/peak RSS, CPU seconds, API writes per graph, then a restart over the
-#     converged state: time to ready (caches synced), time until every graph and component
-#     was reconciled once, and it must write nothing.
+#  2. operator: the operator (built in its own profile, see Cargo.toml) reconciles N graphs,
+#     on another fresh cluster; idle/steady/peak RSS, CPU seconds, API writes per graph, then
+#     a restart over the converged state: time to ready (caches synced), time until every
+#     graph and component was reconciled once, and it must write nothing.
 # The API server's audit log (DYNAMO_E2E_AUDIT) counts every request the operator makes, by
 # verb and resource, during the run and during the restart: the operator runs as its own
 # ServiceAccount so its requests are told apart from the driver's and the control plane's.
@@ -19,10 +19,10 @@
 #                                            and the RSS per graph from a least-squares line
 # Env: BENCH_RUST_LOG (the operator's RUST_LOG, default warn); BENCH_LOGS=DIR keeps the
 # operator's logs there; BENCH_PERF=FILE records a CPU profile of the operator's run there
-# (perf; build with CARGO_PROFILE_RELEASE_STRIP=false for symbols); BENCH_HEAP=FILE (memory mode)
+# (perf; build with CARGO_PROFILE_OPERATOR_STRIP=false for symbols); BENCH_HEAP=FILE (memory mode)
 # builds the operator with its heap profiler and writes every live allocation by call site
 # after the last step there (dhat's JSON; hack/heap-sites.py sums it by call site);
-# BENCH_FEATURES adds cargo features to the operator's build.
+# BENCH_FEATURES adds cargo features to the build (package-qualified: dynamo-operator/F).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=1 memory=

@@ -14,7 +14,8 @@
 //! namespace, uid, resourceVersion, generation), the deletion timestamp, finalizers and owner
 //! references, and no labels: the values of the [`ROUTING_LABELS`] are kept beside it
 //! ([`Compact::routing_label`]; a typed label map allocates a B-tree node of some 550 bytes
-//! even for one label); everything else is read from the decoded object. Edits through [`Resource::meta_mut`] do not reach
+//! even for one label); everything else is read from the decoded object. A kind whose typed
+//! metadata nothing reads keeps only its name typed ([`Compact::keep_only_name_typed`]). Edits through [`Resource::meta_mut`] do not reach
 //! the decoded object: trim with [`Compact::strip`].
 
 use std::borrow::Cow;
