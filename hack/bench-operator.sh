@@ -89,6 +89,8 @@ start_operator() { # log file
   echo "operator not ready; log:" >&2; cat "$1" >&2; return 1
 }
 rss_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# RSS, and its anonymous and file-backed (the binary's own pages) parts.
+rss_parts() { echo "RSS $(rss_mib "$1" VmRSS) MiB (anonymous $(rss_mib "$1" RssAnon), file-backed $(rss_mib "$1" RssFile))"; }
 sockets() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 # User plus system CPU seconds of a process.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
@@ -105,12 +107,12 @@ if [[ -n $memory ]]; then
   start_operator "$out/operator.log"
   sleep 2
   points="0 $(rss_mib "$operator_pid" VmRSS)"
-  echo "  idle: RSS $(rss_mib "$operator_pid" VmRSS) MiB (anonymous $(rss_mib "$operator_pid" RssAnon), file-backed $(rss_mib "$operator_pid" RssFile))" >&2
+  echo "  idle: $(rss_parts "$operator_pid")" >&2
   for i in 1 2 3 4 5; do
     x target/operator/bench_operator operator "$step" "bench-memory-$i" >/dev/null
     sleep 10
     points+=" $(( i * step )) $(rss_mib "$operator_pid" VmRSS)"
-    echo "  $(( i * step )) graphs: RSS $(rss_mib "$operator_pid" VmRSS) MiB (anonymous $(rss_mib "$operator_pid" RssAnon), file-backed $(rss_mib "$operator_pid" RssFile)), $(sockets "$operator_pid") open sockets" >&2
+    echo "  $(( i * step )) graphs: $(rss_parts "$operator_pid"), $(sockets "$operator_pid") open sockets" >&2
   done
   cpu=$(cpu_seconds "$operator_pid")
   if [[ -n ${BENCH_HEAP:-} ]]; then

@@ -15,8 +15,9 @@
 //! references, and no labels: the values of the [`ROUTING_LABELS`] are kept beside it
 //! ([`Compact::routing_label`]; a typed label map allocates a B-tree node of some 550 bytes
 //! even for one label); everything else is read from the decoded object. A kind whose typed
-//! metadata nothing reads keeps only its name typed ([`Compact::keep_only_name_typed`]). Edits through [`Resource::meta_mut`] do not reach
-//! the decoded object: trim with [`Compact::strip`].
+//! metadata nothing reads keeps only its name typed ([`Compact::keep_only_name_typed`]).
+//! Edits through [`Resource::meta_mut`] do not reach the decoded object: trim with
+//! [`Compact::strip`].
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -133,10 +134,9 @@ impl<K> Compact<K> {
     /// metadata is read from the decoded object only, if at all: each typed field costs its own
     /// allocations, and the store's key copies the uid and resourceVersion again.
     pub fn keep_only_name_typed(&mut self) {
-        let metadata = std::mem::take(&mut self.metadata);
         self.metadata = ObjectMeta {
-            name: metadata.name,
-            namespace: metadata.namespace,
+            name: self.metadata.name.take(),
+            namespace: self.metadata.namespace.take(),
             ..ObjectMeta::default()
         };
     }

@@ -12,6 +12,7 @@ use dynamo_operator::run::run;
 #[cfg(not(feature = "heap-profile"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The heap profiler, when profiling.
 #[cfg(feature = "heap-profile")]
 #[global_allocator]
