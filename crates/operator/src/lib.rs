@@ -3,6 +3,7 @@
 //!
 //! `main → run → watches → controllers → context / caches → desired, apply, events, metrics`
 
+pub mod allocator;
 pub mod apply;
 pub mod args;
 pub mod backoff;

@@ -24,6 +24,11 @@ async fn main() -> anyhow::Result<ExitCode> {
     heap_profile_on_signal();
     let args = Args::parse();
     dynamo_common::init_logging_at(args.compat.log_level().unwrap_or("info"));
+    #[cfg(not(feature = "heap-profile"))]
+    tracing::info!(
+        conf = dynamo_operator::allocator::built_in_configuration().unwrap_or("unknown"),
+        "allocator: jemalloc"
+    );
     for ignored in args.compat.ignored() {
         tracing::warn!("{ignored}");
     }
