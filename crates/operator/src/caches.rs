@@ -1,5 +1,9 @@
 //! The watch caches a reconcile reads instead of the API, declared once.
 //!
+//! A cache of a controller's own kind keeps each object's typed metadata, since the
+//! controller hands the cached object to its reconciles ([`primary_stream`]); every other
+//! cache keeps only names typed and is read decoded ([`lean_stream`], [`cached`]).
+//!
 //! The kinds a DynamoComponentDeployment owns are one list ([`declare_caches!`]'s `children`):
 //! each entry gives its cache, its writer, its lean watch on the component controller (which
 //! routes a child's change to its owners) and its part of the cache-sync readiness. Adding a
@@ -18,7 +22,7 @@ use dynamo_api::labels::label;
 use dynamo_api::v1alpha1::{
     DynamoComponentDeployment, DynamoGraphDeployment, DynamoGraphDeploymentScalingAdapter,
 };
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -235,8 +239,11 @@ declare_caches! {
 }
 
 /// A watch of `api` into a cache of compact objects (which leave out `managedFields` and the
-/// last-applied annotation), in small pages; the watch events after the cache saw them. Its
-/// failures are logged and retried here (see [`resilient`]): the stream yields none.
+/// last-applied annotation), in small pages; the watch events after the cache saw them, with
+/// their typed metadata (owner references route a child's change to its owner). The cache
+/// keeps each object with only its name typed ([`Compact::name_only`]): read it through
+/// [`cached`] or [`decoded`]. Its failures are logged and retried here (see [`resilient`]):
+/// the stream yields none.
 pub fn lean_stream<K>(
     api: Api<Compact<K>>,
     config: watcher::Config,
@@ -258,7 +265,20 @@ pub fn lean_stream_with<K>(
 where
     K: Resource<DynamicType = ()> + 'static,
 {
-    cached_stream(api, config, writer, trim)
+    cached_stream(api, config, writer, trim, Compact::name_only)
+}
+
+/// [`lean_stream`] of a controller's own kind: its cache keeps the typed metadata, as the
+/// controller hands the cached object to each reconcile.
+pub fn primary_stream<K>(
+    api: Api<Compact<K>>,
+    config: watcher::Config,
+    writer: Writer<Compact<K>>,
+) -> impl Stream<Item = Result<watcher::Event<Compact<K>>, watcher::Error>>
+where
+    K: Resource<DynamicType = ()> + 'static,
+{
+    cached_stream(api, config, writer, |_| {}, Compact::clone)
 }
 
 /// A watch of `api` into `writer`'s cache, full objects, its failures handled as
@@ -271,16 +291,17 @@ pub fn full_stream<K>(
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + 'static,
 {
-    cached_stream(api, config, writer, |_| {})
+    cached_stream(api, config, writer, |_| {}, K::clone)
 }
 
-/// Every cache's watch: small pages, the watch's own backoff, `trim`, the cache, and no
-/// failure handed on (see [`resilient`]).
+/// Every cache's watch: small pages, the watch's own backoff, `trim`, the cache (which keeps
+/// what `stored` makes of each object), and no failure handed on (see [`resilient`]).
 fn cached_stream<R>(
     api: Api<R>,
     config: watcher::Config,
     writer: Writer<R>,
     trim: impl FnMut(&mut R) + Send + 'static,
+    stored: fn(&R) -> R,
 ) -> impl Stream<Item = Result<watcher::Event<R>, watcher::Error>>
 where
     R: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + 'static,
@@ -288,11 +309,38 @@ where
     let kind = R::kind(&()).into_owned();
     resilient(
         kind,
-        watcher(api, config.page_size(100).any_semantic())
-            .default_backoff()
-            .modify(trim)
-            .reflect(writer),
+        into_cache(
+            watcher(api, config.page_size(100).any_semantic())
+                .default_backoff()
+                .modify(trim),
+            writer,
+            stored,
+        ),
     )
+}
+
+/// Applies each event to the cache, as `stored` makes each object, and hands it on as it
+/// came (kube's `reflect`, with the cache's own copy of each object).
+fn into_cache<R>(
+    events: impl Stream<Item = Result<watcher::Event<R>, watcher::Error>>,
+    mut writer: Writer<R>,
+    stored: fn(&R) -> R,
+) -> impl Stream<Item = Result<watcher::Event<R>, watcher::Error>>
+where
+    R: Resource<DynamicType = ()> + Clone + 'static,
+{
+    events.map_ok(move |event| {
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        let kept = match &event {
+            Apply(object) => Apply(stored(object)),
+            Delete(object) => Delete(stored(object)),
+            InitApply(object) => InitApply(stored(object)),
+            Init => Init,
+            InitDone => InitDone,
+        };
+        writer.apply_watcher_event(&kept);
+        event
+    })
 }
 
 /// The watch's events without its failures, each logged. The watch retries by itself, with
@@ -385,7 +433,7 @@ mod tests {
     use std::sync::Arc;
 
     use futures::stream::BoxStream;
-    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use kube::core::Status;
     use kube::runtime::controller::Action;
@@ -408,6 +456,61 @@ mod tests {
         for (error, expected) in table {
             assert_eq!(loudness(&error), expected, "{error}");
         }
+    }
+
+    /// A lean cache keeps names only typed, and the watch hands on the whole metadata (its
+    /// owner references route the change); deletions leave the cache. (A kind no other test
+    /// packs: the first object of a kind is the process's dictionary for it.)
+    #[tokio::test]
+    async fn a_lean_cache_keeps_names_typed_and_the_watch_hands_on_the_whole_metadata() {
+        let object: Compact<Secret> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "c", "namespace": "ns", "uid": "u1", "resourceVersion": "7",
+                         "ownerReferences": [{"apiVersion": "nvidia.com/v1alpha1",
+                             "kind": "DynamoGraphDeployment", "name": "g", "uid": "u0",
+                             "controller": true}]},
+            "type": "Opaque",
+        }))
+        .unwrap();
+        let (store, writer) = reflector::store::<Compact<Secret>>();
+        let events = [
+            watcher::Event::Init,
+            watcher::Event::InitApply(object.clone()),
+            watcher::Event::InitDone,
+        ];
+        let handed_on: Vec<_> = into_cache(
+            futures::stream::iter(events.map(Ok)),
+            writer,
+            Compact::name_only,
+        )
+        .collect()
+        .await;
+        let Ok(watcher::Event::InitApply(routed)) = &handed_on[1] else {
+            panic!("{handed_on:?}");
+        };
+        assert_eq!(routed.owner_references().len(), 1);
+        assert_eq!(routed.uid().as_deref(), Some("u1"));
+        let kept = store.get(&ObjectRef::new("c").within("ns")).unwrap();
+        assert!(kept.owner_references().is_empty());
+        assert_eq!(kept.uid(), None);
+        assert_eq!(kept.resource_version(), None);
+        assert_eq!(kept.decode().unwrap(), object.decode().unwrap());
+
+        let (store, writer) = reflector::store::<Compact<Secret>>();
+        let events = [
+            watcher::Event::Init,
+            watcher::Event::InitDone,
+            watcher::Event::Apply(object.clone()),
+            watcher::Event::Delete(object),
+        ];
+        let _: Vec<_> = into_cache(
+            futures::stream::iter(events.map(Ok)),
+            writer,
+            Compact::name_only,
+        )
+        .collect()
+        .await;
+        assert!(store.state().is_empty());
     }
 
     /// Virtual seconds until a controller whose watch failed five times (as it does while the

@@ -14,8 +14,9 @@
 //! namespace, uid, resourceVersion, generation), the deletion timestamp, finalizers and owner
 //! references, and no labels: the values of the [`ROUTING_LABELS`] are kept beside it
 //! ([`Compact::routing_label`]; a typed label map allocates a B-tree node of some 550 bytes
-//! even for one label); everything else is read from the decoded object. A kind whose typed
-//! metadata nothing reads keeps only its name typed ([`Compact::keep_only_name_typed`]).
+//! even for one label); everything else is read from the decoded object. The watch events
+//! carry the typed metadata (controllers route them by owner); a cache read only decoded
+//! keeps a copy with only the name typed ([`Compact::name_only`], see [`crate::caches`]).
 //! Edits through [`Resource::meta_mut`] do not reach the decoded object: trim with
 //! [`Compact::strip`].
 
@@ -130,15 +131,22 @@ impl<K> Compact<K> {
         &self.routing
     }
 
-    /// Keeps only the name and namespace typed (the cache's key), for a kind whose other
-    /// metadata is read from the decoded object only, if at all: each typed field costs its own
-    /// allocations, and the store's key copies the uid and resourceVersion again.
-    pub fn keep_only_name_typed(&mut self) {
-        self.metadata = ObjectMeta {
-            name: self.metadata.name.take(),
-            namespace: self.metadata.namespace.take(),
-            ..ObjectMeta::default()
-        };
+    /// A copy that keeps only the name and namespace typed (the cache's key), for a cache read
+    /// only through [`Compact::decode`] and the routing labels: each typed field costs its own
+    /// allocations (an owner reference five), and the store's key copies the uid and
+    /// resourceVersion again.
+    pub fn name_only(&self) -> Self {
+        Compact {
+            metadata: ObjectMeta {
+                name: self.metadata.name.clone(),
+                namespace: self.metadata.namespace.clone(),
+                ..ObjectMeta::default()
+            },
+            routing: self.routing.clone(),
+            packed: self.packed.clone(),
+            dictionary: self.dictionary.clone(),
+            kind: PhantomData,
+        }
     }
 
     /// Drops fields the cache never reads, by dotted path from the top (a pod's `spec`, its
@@ -364,8 +372,9 @@ mod tests {
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
                                               "name": "rs", "uid": "u0"}]},
         });
-        let mut compact: Compact<Pod> = serde_json::from_value(json.clone()).unwrap();
-        compact.keep_only_name_typed();
+        let compact: Compact<Pod> = serde_json::from_value::<Compact<Pod>>(json.clone())
+            .unwrap()
+            .name_only();
         assert_eq!(compact.name_any(), "p");
         assert_eq!(compact.namespace().as_deref(), Some("team"));
         assert_eq!(compact.uid(), None);

@@ -388,9 +388,9 @@ async fn remove_groups(
         .leader_worker_sets
         .state()
         .iter()
-        .filter(|set| set.namespace().as_deref() == Some(namespace) && owned_by(&***set, &uid))
+        .filter(|set| set.namespace().as_deref() == Some(namespace))
         .filter_map(|set| decoded(set))
-        .filter(|set| stale(set))
+        .filter(|set| owned_by(set, &uid) && stale(set))
         .collect();
     let sets: Api<LeaderWorkerSet> = Api::namespaced(context.client.clone(), namespace);
     let gangs: Api<PodGroup> = Api::namespaced(context.client.clone(), namespace);

@@ -418,8 +418,9 @@ where
     let by_owner: BTreeMap<String, K> = store
         .state()
         .iter()
-        .filter(|o| o.namespace().as_deref() == Some(namespace) && owned_by(o.as_ref(), uid))
+        .filter(|o| o.namespace().as_deref() == Some(namespace))
         .filter_map(|o| decoded(o))
+        .filter(|o| owned_by(o, uid))
         .map(|o| (o.name_any(), o))
         .collect();
     by_owner.into_values().collect()
