@@ -1,7 +1,7 @@
 //! The watch caches a reconcile reads instead of the API, declared once.
 //!
 //! A cache of a controller's own kind keeps each object's typed metadata, since the
-//! controller hands the cached object to its reconciles ([`primary_stream`]); every other
+//! controller hands the cached object to its reconciles ([`full_stream`]); every other
 //! cache keeps only names typed and is read decoded ([`lean_stream`], [`cached`]).
 //!
 //! The kinds a DynamoComponentDeployment owns are one list ([`declare_caches!`]'s `children`):
@@ -268,21 +268,9 @@ where
     cached_stream(api, config, writer, trim, Compact::name_only)
 }
 
-/// [`lean_stream`] of a controller's own kind: its cache keeps the typed metadata, as the
-/// controller hands the cached object to each reconcile.
-pub fn primary_stream<K>(
-    api: Api<Compact<K>>,
-    config: watcher::Config,
-    writer: Writer<Compact<K>>,
-) -> impl Stream<Item = Result<watcher::Event<Compact<K>>, watcher::Error>>
-where
-    K: Resource<DynamicType = ()> + 'static,
-{
-    cached_stream(api, config, writer, |_| {}, Compact::clone)
-}
-
-/// A watch of `api` into `writer`'s cache, full objects, its failures handled as
-/// [`lean_stream`]'s.
+/// A watch of `api` into a cache of whole objects (typed metadata included), its failures
+/// handled as [`lean_stream`]'s: a controller's own kind, whose cached object the controller
+/// hands to each reconcile.
 pub fn full_stream<K>(
     api: Api<K>,
     config: watcher::Config,

@@ -21,7 +21,7 @@ use kube::runtime::{Controller, WatchStreamExt};
 
 use crate::caches::{
     GraphWriters, all, by_model, component_accounts, component_pods, decoded, full_stream,
-    lean_stream, lean_stream_with, managed_identities, owned, primary_stream,
+    lean_stream, lean_stream_with, managed_identities, owned,
 };
 use crate::compact::Compact;
 use crate::context::{Background, Context};
@@ -85,7 +85,7 @@ pub async fn run(
     )
     .map(|_| ());
     let indexing = context.clone();
-    let components = primary_stream(context.scoped(), all(), writers.components)
+    let components = full_stream(context.scoped(), all(), writers.components)
         .inspect(move |event| {
             if let Ok(event) = event {
                 indexing.caches.components_by_graph.observe(event);
@@ -131,7 +131,7 @@ pub async fn run(
     // Scaling adapters: their own changes (HPA writing the scale subresource), and those the
     // graph controller finds out of step with their service.
     let (adapter_triggers, adapter_changes) = mpsc::unbounded();
-    let adapters = primary_stream(context.scoped(), all(), writers.adapters).applied_objects();
+    let adapters = full_stream(context.scoped(), all(), writers.adapters).applied_objects();
     let adapter_controller = Controller::for_stream(adapters, caches.adapters.clone())
         .reconcile_on(adapter_changes)
         .with_config(controller_config())
@@ -139,7 +139,7 @@ pub async fn run(
         .run(scaling::reconcile, error_policy, context.clone())
         .for_each(|_| async {});
 
-    let graphs = primary_stream(context.scoped(), all(), writers.graphs).applied_objects();
+    let graphs = full_stream(context.scoped(), all(), writers.graphs).applied_objects();
     let mut graph_controller =
         Controller::for_stream(graphs, caches.graphs.clone()).reconcile_on(owner_changes);
     // A kind the cluster does not serve is not watched (its store stays empty).
